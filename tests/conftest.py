@@ -1,0 +1,59 @@
+"""Shared test fixtures. Torch runs on one thread: the test machines share their CPU cores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- data ----
+@pytest.fixture(scope="session")
+def mnist_root() -> Path:
+    """Data root holding the real MNIST (``MNIST/raw``): ``$TVAE_DATA``, else ``../shared/data``.
+
+    Tests using it are skipped when the four raw files are not there.
+    """
+    from tvae.data import raw_paths
+
+    env = os.environ.get("TVAE_DATA")
+    root = Path(env) if env else (REPO.parent / "shared" / "data").resolve()
+    if not all(p.is_file() for p in raw_paths("mnist", root)):
+        pytest.skip(
+            f"real MNIST not found under {root / 'MNIST' / 'raw'}; set TVAE_DATA"
+        )
+    return root
+
+
+TINY_SIZES = {"train": 200, "test": 50}
+"""Images per split in :func:`tiny_mnist_root`."""
+
+
+@pytest.fixture
+def tiny_mnist_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data root with synthetic ``MNIST/raw`` IDX files (200 train, 50 test) and no SHA256SUMS.
+
+    Images are random blobs, labels balanced 0-9 in random order. ``tvae.data.SPLIT_SIZES``
+    is patched to the tiny sizes for the test so the loaders accept them; tests corrupt the
+    files to exercise the error paths.
+    """
+    import tvae.data
+
+    monkeypatch.setattr(tvae.data, "SPLIT_SIZES", dict(TINY_SIZES))
+    rng = np.random.default_rng(0)
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, (images_file, labels_file) in tvae.data.RAW_FILES.items():
+        n = TINY_SIZES[split]
+        x = (rng.random((n, 28, 28)) ** 4 * 255).astype(np.uint8)
+        y = rng.permutation(np.arange(n) % 10).astype(np.uint8)
+        tvae.data.write_idx(raw / images_file, x)
+        tvae.data.write_idx(raw / labels_file, y)
+    return tmp_path

@@ -1,0 +1,68 @@
+"""The model cache: a config, the data's identity and the seed are trained once, then loaded.
+
+Entries live in ``$TVAE_CACHE`` (default ``./cache``) as ``<model>-z<dim>-<config key>-<data
+identity>.pt`` checkpoints. A file lock per entry makes concurrent requests (``make -j``,
+two notebooks) train it once: the first process trains while the others wait, then all load.
+A corrupt or truncated entry is reported as a warning and retrained; an interrupted one (a
+checkpoint that is not yet complete) is resumed.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from filelock import FileLock
+
+from .config import Config
+from .errors import CheckpointError
+from .models import VAE
+from .train import load_model, read_checkpoint, select_device, train
+
+
+def cache_dir(root: str | Path | None = None) -> Path:
+    """The argument, else ``$TVAE_CACHE``, else ``./cache``."""
+    return Path(root or os.environ.get("TVAE_CACHE") or "cache")
+
+
+def entry_path(config: Config, data_identity: str, root: str | Path | None = None) -> Path:
+    """Where the model for ``config`` trained on data ``data_identity`` is cached."""
+    return cache_dir(root) / f"{config.model}-z{config.zdim}-{config.key()}-{data_identity}.pt"
+
+
+def _complete(path: Path) -> bool:
+    """True if ``path`` holds a complete, readable checkpoint; warns and returns False if corrupt."""
+    if not path.exists():
+        return False
+    try:
+        return bool(read_checkpoint(path).get("complete"))
+    except CheckpointError as e:
+        warnings.warn(f"model cache entry {path} is unusable ({e}); retraining it", stacklevel=3)
+        path.unlink(missing_ok=True)
+        return False
+
+
+def get_model(config: Config, data=None, *, data_dir: str | Path | None = None,
+              device: str | None = None, root: str | Path | None = None,
+              progress: bool = True) -> tuple[VAE, dict]:
+    """The trained model of ``config`` (trained now if not cached) and its checkpoint dict
+    (``history``, ``config``, ``data_identity``...). ``data``: a :class:`tvae.data.Dataset`,
+    else loaded as the config says."""
+    from .data import load_dataset
+
+    dev = select_device(device)
+    if data is None:
+        data = load_dataset(config.dataset, data_dir, device=dev, train_size=config.train_size,
+                            seed=config.seed)
+    path = entry_path(config, data.identity, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if not _complete(path):
+            train(config, data, out=path, resume=path.exists(), device=dev, progress=progress)
+        return load_model(path, dev)
+
+
+def is_cached(config: Config, data_identity: str, root: str | Path | None = None) -> bool:
+    """Whether a complete entry exists (without training anything)."""
+    return _complete(entry_path(config, data_identity, root))

@@ -1,0 +1,188 @@
+"""Evaluation: codes, the linear-SVM probe of Table 1, PCA, reconstruction and denoising errors,
+importance-sampled log-likelihoods.
+
+All errors are per-sample nats (the Bernoulli cross-entropy summed over the 784 pixels) unless
+a name says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .models import VAE, log_bernoulli
+from .train import EVAL_BATCH, evaluate_terms
+
+PAPER_C = {("affine-tvae", 8): 0.01, ("affine-tvae", 20): 0.01, ("vae", 20): 10.0}
+"""The paper's LinearSVC C per row of Table 1 (1 for every row not listed)."""
+
+C_GRID = (0.01, 0.1, 1.0, 10.0)
+"""Candidate C values of the common-C protocol."""
+
+
+def paper_c(model: str, dim: int) -> float:
+    """The C the paper used for ``model`` (``'raw'``, ``'pca'`` or a model kind) at ``dim``."""
+    return PAPER_C.get((model, dim), 1.0)
+
+
+# ----------------------------------------------------------------------------- codes ----
+@torch.no_grad()
+def codes(model: VAE, x: Tensor, *, with_pose: bool = False, batch_size: int = EVAL_BATCH
+          ) -> np.ndarray:
+    """Posterior means of ``z`` (``(N, dim z)``, float64 numpy), with the posterior-mode warp
+    parameters ``u`` appended (``(N, dim z + dim u)``) when ``with_pose``."""
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch_size):
+        post = model.encode(x[i:i + batch_size])
+        out.append(torch.cat([post.mu_z, post.u], 1) if with_pose else post.mu_z)
+    return torch.cat(out).double().cpu().numpy()
+
+
+@torch.no_grad()
+def reconstruct(model: VAE, x: Tensor, *, batch_size: int = EVAL_BATCH) -> dict[str, Tensor]:
+    """Deterministic reconstructions from the posterior means: ``x'`` and the upright ``y'``
+    (``(N, 784)`` each), the pose ``u`` and, for the DTVAE, the upright input ``y``."""
+    model.eval()
+    parts: dict[str, list[Tensor]] = {"x_rec": [], "y_rec": [], "u": [], "y": []}
+    for i in range(0, len(x), batch_size):
+        post = model.encode(x[i:i + batch_size])
+        y_rec = model.decode_upright(post.mu_z)
+        parts["y_rec"].append(y_rec)
+        parts["x_rec"].append(model.decode(post.mu_z, post.u) if model.has_pose else y_rec)
+        parts["u"].append(post.u)
+        if post.y is not None:
+            parts["y"].append(post.y)
+    return {k: torch.cat(v) for k, v in parts.items() if v}
+
+
+def reconstruction_error(model: VAE, x: Tensor, *, target: Tensor | None = None,
+                         batch_size: int = EVAL_BATCH) -> dict[str, float]:
+    """Mean per-sample errors of the posterior-mean reconstruction of ``x`` against ``target``
+    (default ``x``): ``bce`` (nats, Bernoulli on grey targets) and ``mse`` (sum of squared
+    pixel errors). Use ``x`` noisy and ``target`` clean for denoising."""
+    target = x if target is None else target
+    bce = mse = 0.0
+    for i in range(0, len(x), batch_size):
+        rec = reconstruct(model, x[i:i + batch_size])["x_rec"]
+        t = target[i:i + batch_size]
+        bce += -log_bernoulli(t, rec).double().sum().item()
+        mse += (rec - t).pow(2).sum().double().item()
+    return {"bce": bce / len(x), "mse": mse / len(x)}
+
+
+def elbo_terms(model: VAE, x: Tensor, seed: int = 0) -> dict[str, float]:
+    """Mean per-sample ELBO terms on ``x`` (one posterior draw): bce, kl_z, kl_u, elbo."""
+    return evaluate_terms(model, x, seed=seed)
+
+
+def log_likelihood(model: VAE, x: Tensor, k: int = 100, seed: int = 0,
+                   batch_size: int = 500) -> np.ndarray:
+    """Importance-sampled ``log p(x)`` per sample (nats, ``(N,)`` numpy) with ``k`` draws."""
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    model.eval()
+    out = [model.log_likelihood(x[i:i + batch_size], k, gen).double().cpu()
+           for i in range(0, len(x), batch_size)]
+    return torch.cat(out).numpy()
+
+
+# ------------------------------------------------------------------------ denoising ----
+def add_noise(x: Tensor, kind: str, level: float, seed: int = 0) -> Tensor:
+    """A corrupted copy of ``x`` ``(N, 784)`` in ``[0, 1]``.
+
+    ``gaussian``: additive N(0, level^2), clipped; ``salt-pepper``: a fraction ``level`` of
+    pixels set to 0 or 1; ``occlusion``: a random square of side ``level`` x 28 pixels set to 0.
+    """
+    g = torch.Generator(device=x.device).manual_seed(seed)
+    if kind == "gaussian":
+        return (x + level * torch.randn(x.shape, generator=g, device=x.device)).clamp(0, 1)
+    if kind == "salt-pepper":
+        hit = torch.rand(x.shape, generator=g, device=x.device) < level
+        salt = (torch.rand(x.shape, generator=g, device=x.device) < 0.5).to(x.dtype)
+        return torch.where(hit, salt, x)
+    if kind == "occlusion":
+        side = max(1, int(round(level * 28)))
+        n = len(x)
+        r0 = torch.randint(0, 28 - side + 1, (n, 1, 1), generator=g, device=x.device)
+        c0 = torch.randint(0, 28 - side + 1, (n, 1, 1), generator=g, device=x.device)
+        rr = torch.arange(28, device=x.device).view(1, 28, 1)
+        cc = torch.arange(28, device=x.device).view(1, 1, 28)
+        mask = (rr >= r0) & (rr < r0 + side) & (cc >= c0) & (cc < c0 + side)
+        return x.masked_fill(mask.reshape(n, -1), 0.0)
+    raise ValueError(f"unknown noise kind {kind!r}; use gaussian, salt-pepper or occlusion")
+
+
+# ---------------------------------------------------------------------- linear probe ----
+def pca_features(train_images: np.ndarray, test_images: np.ndarray, dim: int, seed: int = 0
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """PCA with ``dim`` components fitted on the training images; both splits projected."""
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=dim, random_state=seed).fit(train_images)
+    return pca.transform(train_images), pca.transform(test_images)
+
+
+def _svm(c: float, max_iter: int):
+    from sklearn.svm import LinearSVC
+
+    return LinearSVC(C=c, max_iter=max_iter)
+
+
+def cv_accuracy(x: np.ndarray, y: np.ndarray, c: float, folds: int = 9, max_iter: int = 2000
+                ) -> np.ndarray:
+    """Per-fold accuracies (%) of ``LinearSVC(C=c)`` under scikit-learn's ``cross_val_score``
+    with ``folds`` folds (stratified, not shuffled, as in the paper)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import cross_val_score
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return cross_val_score(_svm(c, max_iter), x, y, cv=folds) * 100
+
+
+def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                 test_y: np.ndarray, c: float, folds: int = 9, max_iter: int = 2000
+                 ) -> dict[str, float]:
+    """Table 1's probe: a scikit-learn ``LinearSVC(C=c)`` on unscaled features.
+
+    ``cv_mean``, ``cv_std``: accuracy (%) over ``folds``-fold cross-validation on the training
+    features (:func:`cv_accuracy`); ``test``: accuracy (%) on the test features of a fit on all
+    the training features.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+
+    cv = cv_accuracy(train_x, train_y, c, folds, max_iter)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        test = _svm(c, max_iter).fit(train_x, train_y).score(test_x, test_y) * 100
+    return {"cv_mean": float(cv.mean()), "cv_std": float(cv.std()), "test": float(test), "C": c}
+
+
+def choose_common_c(feature_sets: list[np.ndarray], y: np.ndarray, grid=C_GRID,
+                    folds: int = 3, max_samples: int = 10000, seed: int = 0) -> tuple[float, dict]:
+    """One C for every row: the C of ``grid`` with the best mean CV accuracy over all feature
+    sets (each on a seeded stratified subsample of at most ``max_samples`` training codes).
+    Returns the C and the mean accuracy (%) per candidate."""
+    from sklearn.model_selection import train_test_split
+
+    n = len(y)
+    idx = np.arange(n)
+    if n > max_samples:
+        idx, _ = train_test_split(idx, train_size=max_samples, stratify=y, random_state=seed)
+    scores = {}
+    for c in grid:
+        accs = [cv_accuracy(f[idx], y[idx], c, folds).mean() for f in feature_sets]
+        scores[c] = float(np.mean(accs))
+    best = max(scores, key=scores.get)
+    return best, scores
+
+
+def gap_summary(ll: np.ndarray, elbo: np.ndarray) -> dict[str, float]:
+    """Mean log-likelihood, mean ELBO and their gap (an estimate of KL(q(z|x) || p(z|x)))."""
+    return {"log_likelihood": float(ll.mean()), "elbo": float(elbo.mean()),
+            "gap": float(ll.mean() - elbo.mean()), "n": int(len(ll)),
+            "se_gap": float((ll - elbo).std() / math.sqrt(len(ll)))}

@@ -1,0 +1,293 @@
+"""The models: VAE, transformer VAE (affine or TPS) and double transformer VAE.
+
+Notation (the paper's): ``x`` input, ``x'`` reconstruction, ``y`` upright input, ``y'`` upright
+reconstruction, ``z`` shape code, ``u`` pose (warp parameters), ``u'`` pose code.
+Images are flat ``(B, 784)`` tensors of grey levels in ``[0, 1]``; all terms are per-sample
+nats, summed over pixels / latent dimensions.
+
+- :class:`VAE`: ``x -> (mu_z, log sigma_z) -> z -> x'``.
+- :class:`TVAE`: one encoder trunk with heads for ``z`` and ``u``; the decoder draws ``y'``
+  from ``z`` and a spatial transformer warps it by ``u``: ``x' = T_u(y')``.
+- :class:`DTVAE`: a localisation net regresses ``u`` from ``x``; ``y = T_u(x)`` (the mode of
+  ``q(u|x)``) is encoded by a plain VAE into ``z``; its output ``y'`` is warped back by the
+  inverse transform: ``x' = T_u^{-1}(y')``.
+
+Build any of them from a :class:`tvae.config.Config` with :func:`build_model`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .config import Config
+from .priors import PoseHead, bounded_logsigma, kl_std_normal, log_normal, make_pose_head
+from .warps import make_warp
+
+H = W = 28
+D = H * W
+PIXEL_EPS = 1e-6
+"""Decoder outputs are clipped to ``[1e-6, 1 - 1e-6]`` (the paper's clipping)."""
+
+
+def mlp(sizes: tuple[int, ...]) -> nn.Sequential:
+    """Dense ReLU layers ``sizes[0] -> sizes[1] -> ...``, a ReLU after every layer."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:], strict=False):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def log_bernoulli(x: Tensor, p: Tensor) -> Tensor:
+    """``sum_pixels x log p + (1 - x) log(1 - p)`` with grey targets: ``(B, D) -> (B,)``."""
+    p = p.clamp(PIXEL_EPS, 1 - PIXEL_EPS)
+    return (x * p.log() + (1 - x) * torch.log1p(-p)).sum(-1)
+
+
+def log_cb_normaliser(p: Tensor) -> Tensor:
+    """Log normaliser ``log C(p)`` of the continuous Bernoulli, elementwise (stable near 1/2)."""
+    p = p.clamp(PIXEL_EPS, 1 - PIXEL_EPS)
+    far = (p - 0.5).abs() > 1e-2
+    safe = torch.where(far, p, torch.full_like(p, 0.25))
+    exact = torch.log(2 * torch.atanh(1 - 2 * safe) / (1 - 2 * safe))
+    t = (1 - 2 * p) ** 2
+    taylor = math.log(2.0) + t / 3 + t * t * (1 / 5 - 1 / 18)
+    return torch.where(far, exact, taylor)
+
+
+@dataclass
+class Posterior:
+    """Parameters of ``q(z, u'|x)`` for a batch.
+
+    ``mu_z``, ``logsigma_z``: ``(B, dim z)``. ``mu_u``: ``(B, dim u')`` pose-code mean (the
+    point itself under the flat prior); ``logsigma_u``: ``(B, dim u')`` or ``None`` (flat).
+    ``u``: ``(B, dim u)`` warp parameters at the posterior mode. ``y``: the upright input
+    ``T_u(x)`` for the DTVAE, else ``None``. Non-pose models have empty ``(B, 0)`` pose tensors.
+    """
+
+    mu_z: Tensor
+    logsigma_z: Tensor
+    mu_u: Tensor
+    logsigma_u: Tensor | None
+    u: Tensor
+    y: Tensor | None = None
+
+
+class VAE(nn.Module):
+    """The plain variational autoencoder (and the base class of the transformer models)."""
+
+    has_pose = False
+
+    def __init__(self, config: Config):
+        super().__init__()
+        self.config = config
+        c = config
+        self.trunk = mlp((D, *c.hidden))
+        self.mu_z = nn.Linear(c.hidden[-1], c.zdim)
+        self.logsigma_z = nn.Linear(c.hidden[-1], c.zdim)
+        self.decoder = nn.Sequential(mlp((c.zdim, *c.hidden)), nn.Linear(c.hidden[-1], D))
+        self.pose: PoseHead | None = None
+        self.warp = None
+
+    # -------------------------------------------------------------------- encoder ----
+    def _z_posterior(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        return self.mu_z(h), bounded_logsigma(self.logsigma_z(h))
+
+    def encode(self, x: Tensor) -> Posterior:
+        """Posterior parameters for ``x`` ``(B, 784)``."""
+        mu, ls = self._z_posterior(self.trunk(x))
+        empty = x.new_zeros(x.shape[0], 0)
+        return Posterior(mu, ls, empty, None, empty)
+
+    # -------------------------------------------------------------------- decoder ----
+    def decode_upright(self, z: Tensor) -> Tensor:
+        """Upright image ``y'`` ``(B, 784)`` in ``(0, 1)`` from codes ``z`` ``(B, dim z)``."""
+        return torch.sigmoid(self.decoder(z))
+
+    def decode(self, z: Tensor, u: Tensor | None = None) -> Tensor:
+        """Reconstruction ``x'`` ``(B, 784)`` from ``z`` and warp parameters ``u`` (ignored here)."""
+        return self.decode_upright(z)
+
+    # -------------------------------------------------------------------- sampling ----
+    def sample_latents(self, post: Posterior, generator: torch.Generator | None = None
+                       ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """One reparametrised draw ``(z, u, u')`` from the posterior (``u'`` None if flat)."""
+        z = post.mu_z + post.logsigma_z.exp() * _randn_like(post.mu_z, generator)
+        return z, post.u, None
+
+    def likelihood_term(self, x: Tensor, x_rec: Tensor) -> Tensor:
+        """``log p(x | x')`` per sample in nats, ``(B,)``, under the configured likelihood."""
+        ll = log_bernoulli(x, x_rec)
+        if self.config.likelihood == "continuous-bernoulli":
+            ll = ll + log_cb_normaliser(x_rec).sum(-1)
+        return ll
+
+    def terms(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Per-sample ELBO terms in nats, each ``(B,)``: ``bce`` (= -log p(x|z,u)), ``kl_z``,
+        ``kl_u`` (0 under the flat prior) and ``elbo = -(bce + kl_z + kl_u)``. One sample (L=1)."""
+        post = self.encode(x)
+        z, u, _ = self.sample_latents(post, generator)
+        bce = -self.likelihood_term(x, self.decode(z, u))
+        kl_z = kl_std_normal(post.mu_z, post.logsigma_z)
+        kl_u = (kl_std_normal(post.mu_u, post.logsigma_u) if post.logsigma_u is not None
+                else torch.zeros_like(kl_z))
+        return {"bce": bce, "kl_z": kl_z, "kl_u": kl_u, "elbo": -(bce + kl_z + kl_u)}
+
+    def loss(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The paper's batch loss: mean over the batch of ``bce + kl_z + kl_u``."""
+        t = self.terms(x, generator)
+        return -t["elbo"].mean()
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, *, pose: str = "mean",
+               upright: bool = False) -> Tensor:
+        """``n`` generated images ``(n, 784)``: ``z ~ N(0, I)``; ``u`` from its prior
+        (``pose='prior'``, Gaussian priors only), the training-set mean (``'mean'``) or the
+        identity (``'identity'``); ``upright=True`` returns ``y'`` before the warp."""
+        dev = next(self.parameters()).device
+        z = torch.randn(n, self.config.zdim, generator=generator, device=dev)
+        if upright or not self.has_pose:
+            return self.decode_upright(z)
+        return self.decode(z, self.sample_pose(n, generator, pose))
+
+    def sample_pose(self, n: int, generator: torch.Generator | None = None,
+                    pose: str = "mean") -> Tensor:
+        raise ValueError("the plain VAE has no pose")
+
+    # ------------------------------------------------------------ log-likelihood ----
+    @torch.no_grad()
+    def log_weights(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+        """Importance log-weights ``log p(x, z, u') - log q(z, u'|x)`` for ``k`` posterior
+        draws per sample: ``(B, 784) -> (B, k)``. (Under the flat prior ``u`` is a point and
+        only ``z`` is integrated out.)"""
+        post = self.encode(x)
+        out = []
+        for _ in range(k):
+            z, u, code = self.sample_latents(post, generator)
+            lw = (self.likelihood_term(x, self.decode(z, u))
+                  + log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
+                  - log_normal(z, post.mu_z, post.logsigma_z))
+            if code is not None:
+                lw = lw + (log_normal(code, torch.zeros_like(code), torch.zeros_like(code))
+                           - log_normal(code, post.mu_u, post.logsigma_u))
+            out.append(lw)
+        return torch.stack(out, 1)
+
+    @torch.no_grad()
+    def log_likelihood(self, x: Tensor, k: int = 100, generator: torch.Generator | None = None
+                       ) -> Tensor:
+        """Importance-sampled ``log p(x)`` per sample in nats, ``(B,)``, with ``k`` draws from
+        ``q`` as proposal: ``logsumexp(log w) - log k`` (a stable log-mean-exp). A lower
+        bound in expectation that rises to ``log p(x)`` as ``k`` grows; ``k = 1`` is the ELBO."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        lw = self.log_weights(x, k, generator)
+        return torch.logsumexp(lw, 1) - math.log(k)
+
+
+def _randn_like(t: Tensor, generator: torch.Generator | None) -> Tensor:
+    if generator is None:
+        return torch.randn_like(t)
+    return torch.randn(t.shape, generator=generator, device=t.device, dtype=t.dtype)
+
+
+class TVAE(VAE):
+    """Transformer VAE: the decoder's upright ``y'`` is warped by ``u``, ``x' = T_u(y')``."""
+
+    has_pose = True
+
+    def __init__(self, config: Config):
+        super().__init__(config)
+        self.warp = make_warp(config.warp, config.grid)
+        self.pose = make_pose_head(config.prior, self._pose_features(), self.warp,
+                                   config.rank, config.tps_start)
+        self.register_buffer("u_mean", self.pose.to_warp(
+            torch.zeros(1, self.pose.code_dim)).detach()[0] if self.pose.stochastic
+            else self.pose.base.clone())
+
+    def _pose_features(self) -> int:
+        return self.config.hidden[-1]
+
+    def encode(self, x: Tensor) -> Posterior:
+        h = self.trunk(x)
+        mu, ls = self._z_posterior(h)
+        mu_u, ls_u = self.pose(h)
+        return Posterior(mu, ls, mu_u, ls_u, self.pose.to_warp(mu_u))
+
+    def sample_latents(self, post, generator=None):
+        z = post.mu_z + post.logsigma_z.exp() * _randn_like(post.mu_z, generator)
+        if post.logsigma_u is None:
+            return z, post.u, None
+        code = post.mu_u + post.logsigma_u.exp() * _randn_like(post.mu_u, generator)
+        return z, self.pose.to_warp(code), code
+
+    def warp_image(self, img: Tensor, u: Tensor) -> Tensor:
+        """``T_u(img)`` for flat images ``(B, 784)``."""
+        return self.warp.apply(img.view(-1, 1, H, W), u).reshape(-1, D)
+
+    def decode(self, z: Tensor, u: Tensor | None = None) -> Tensor:
+        """``x' = T_u(y')``; ``u`` defaults to the training-set mean pose."""
+        if u is None:
+            u = self.u_mean.expand(z.shape[0], -1)
+        return self.warp_image(self.decode_upright(z), u)
+
+    def sample_pose(self, n: int, generator: torch.Generator | None = None,
+                    pose: str = "mean") -> Tensor:
+        """Warp parameters ``(n, dim u)``: ``'mean'`` (training-set mean), ``'identity'`` or
+        ``'prior'`` (``u = W u' + b``, ``u' ~ N(0, I)``; Gaussian priors only)."""
+        dev = self.u_mean.device
+        if pose == "mean":
+            return self.u_mean.expand(n, -1)
+        if pose == "identity":
+            return self.warp.identity(dev).expand(n, -1)
+        if pose == "prior":
+            if not self.pose.stochastic:
+                raise ValueError("the flat prior has no pose distribution; use pose='mean'")
+            code = torch.randn(n, self.pose.code_dim, generator=generator, device=dev)
+            return self.pose.to_warp(code)
+        raise ValueError(f"unknown pose {pose!r}; use 'mean', 'identity' or 'prior'")
+
+
+class DTVAE(TVAE):
+    """Double transformer VAE: ``y = T_u(x)``, a VAE on ``y``, ``x' = T_u^{-1}(y')``."""
+
+    def __init__(self, config: Config):
+        super().__init__(config)
+        self.loc = mlp((D, *config.loc_hidden))
+
+    def _pose_features(self) -> int:
+        return self.config.loc_hidden[-1]
+
+    def encode(self, x: Tensor) -> Posterior:
+        mu_u, ls_u = self.pose(self.loc(x))
+        u = self.pose.to_warp(mu_u)
+        y = self.warp_image(x, u)
+        mu, ls = self._z_posterior(self.trunk(y))
+        return Posterior(mu, ls, mu_u, ls_u, u, y)
+
+    def decode(self, z: Tensor, u: Tensor | None = None) -> Tensor:
+        """``x' = T_u^{-1}(y')``; ``u`` defaults to the training-set mean pose."""
+        if u is None:
+            u = self.u_mean.expand(z.shape[0], -1)
+        y = self.decode_upright(z).view(-1, 1, H, W)
+        return self.warp.apply_inverse(y, u).reshape(-1, D)
+
+
+def build_model(config: Config) -> VAE:
+    """The model of ``config.model`` (``vae``, ``affine-tvae``, ``tps-tvae``,
+    ``affine-dtvae``, ``tps-dtvae``), on the CPU, pose heads at the identity warp."""
+    cls = {"vae": VAE, "affine-tvae": TVAE, "tps-tvae": TVAE,
+           "affine-dtvae": DTVAE, "tps-dtvae": DTVAE}[config.model]
+    return cls(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = ["VAE", "TVAE", "DTVAE", "Posterior", "build_model", "count_parameters",
+           "log_bernoulli", "log_cb_normaliser", "mlp"]

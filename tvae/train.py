@@ -1,0 +1,306 @@
+"""Training: one loop for every model, atomic per-epoch checkpoints, exact resumption.
+
+``train(config)`` loads the data, builds the model from the seed, and runs ``config.epochs``
+epochs of minibatch ELBO ascent (batches are slices of one seeded permutation of the data
+tensor, which stays on the device). After every epoch it evaluates the train and test ELBO
+terms, appends them to the history and writes a checkpoint atomically (temporary file, fsync,
+rename), with the optimiser and random-generator states, so that a run killed at any point
+resumes from its last epoch and ends with the same weights as an uninterrupted run (on the CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .config import Config
+from .errors import CheckpointError, ConfigError, DeviceError, TrainingError
+from .models import VAE, build_model
+
+FORMAT_VERSION = 1
+"""Checkpoint format version; checkpoints of another version are refused."""
+
+EVAL_BATCH = 2000
+
+
+# ------------------------------------------------------------------------ runtime ----
+def configure_threads(n: int | None = None) -> int:
+    """Set torch's intra-op thread count: ``n``, else ``$TVAE_THREADS``, else the core count.
+
+    Parallel jobs must share the cores: ``make -j`` exports ``TVAE_THREADS`` so that jobs x
+    threads does not exceed the cores (oversubscription makes torch many times slower).
+    """
+    if n is None:
+        env = os.environ.get("TVAE_THREADS")
+        n = int(env) if env else (os.cpu_count() or 1)
+    n = max(1, int(n))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def select_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` or ``'auto'``: CUDA if present, else MPS, else the CPU. An explicit device that
+    is not available raises :class:`DeviceError`."""
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise DeviceError(f"unknown device {device!r}; use cpu, cuda, cuda:N, mps or auto") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {device!r} requested but CUDA is not available on this machine; "
+                          "use --device cpu (or auto)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DeviceError(f"device {device!r} requested but only {torch.cuda.device_count()} "
+                          "CUDA device(s) exist; use cuda:0 or auto")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                                  and torch.backends.mps.is_available()):
+        raise DeviceError(f"device {device!r} requested but MPS is not available; use --device cpu")
+    return dev
+
+
+def make_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
+    """Adadelta with Lasagne's defaults (lr 1.0, rho 0.95, eps 1e-6: the paper's) or Adam."""
+    if config.optimizer == "adadelta":
+        return torch.optim.Adadelta(model.parameters(), lr=config.learning_rate, rho=0.95, eps=1e-6)
+    return torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+
+
+# ----------------------------------------------------------------------- evaluation ----
+@torch.no_grad()
+def evaluate_terms(model: VAE, x: Tensor, seed: int = 0, batch_size: int = EVAL_BATCH
+                   ) -> dict[str, float]:
+    """Mean per-sample ELBO terms (nats) of ``model`` on ``x`` ``(N, 784)``, one posterior
+    draw per sample from a generator seeded with ``seed`` (so evaluation never disturbs the
+    training random streams)."""
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    sums: dict[str, float] = {}
+    for i in range(0, len(x), batch_size):
+        t = model.terms(x[i:i + batch_size], gen)
+        for k, v in t.items():
+            sums[k] = sums.get(k, 0.0) + v.double().sum().item()
+    model.train(was_training)
+    return {k: v / len(x) for k, v in sums.items()}
+
+
+@torch.no_grad()
+def mean_pose(model: VAE, x: Tensor, batch_size: int = EVAL_BATCH) -> Tensor:
+    """Mean over ``x`` of the posterior-mode warp parameters ``u``, ``(dim u,)``."""
+    total = None
+    for i in range(0, len(x), batch_size):
+        u = model.encode(x[i:i + batch_size]).u.double().sum(0)
+        total = u if total is None else total + u
+    return (total / len(x)).float()
+
+
+# ----------------------------------------------------------------------- checkpoints ----
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically: a temporary file in the same directory,
+    flushed and fsynced, then renamed over ``path``. A reader never sees a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load and check a checkpoint dict; :class:`CheckpointError` if missing, unreadable or of
+    an unknown format version."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found; train one with `python -m tvae train "
+                              "--out PATH` or check the path")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}); "
+                              "delete it and train again") from e
+    if not isinstance(state, dict) or "format_version" not in state:
+        raise CheckpointError(f"{path} is not a tvae checkpoint; pass a file written by "
+                              "`python -m tvae train`")
+    if state["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path} has format version {state['format_version']}, "
+                              f"this tvae reads version {FORMAT_VERSION}; retrain it with this "
+                              "version of tvae")
+    return state
+
+
+def load_model(path: str | Path, device: str | torch.device | None = "cpu") -> tuple[VAE, dict]:
+    """The model stored in a checkpoint (in eval mode) and the checkpoint dict."""
+    dev = select_device(device)
+    state = read_checkpoint(path, dev)
+    config = Config.from_dict(state["config"])
+    model = build_model(config).to(dev)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, state
+
+
+def config_mismatch(a: Config, b: Config) -> list[str]:
+    """Names and values of the fields where two configs differ."""
+    da, db = a.to_dict(), b.to_dict()
+    return [f"{k} {da[k]!r} vs {db[k]!r}" for k in da if da[k] != db.get(k)]
+
+
+# -------------------------------------------------------------------------- training ----
+@dataclass
+class TrainResult:
+    """A trained model, its per-epoch history (a list of dicts), its checkpoint path."""
+
+    model: VAE
+    history: list[dict] = field(default_factory=list)
+    path: Path | None = None
+    config: Config | None = None
+
+
+def _fault_nan_at() -> tuple[int, int] | None:
+    """Test hook: ``TVAE_TEST_NAN_AT='epoch:batch'`` forces a NaN loss there (1-based)."""
+    v = os.environ.get("TVAE_TEST_NAN_AT")
+    if not v:
+        return None
+    e, b = v.split(":")
+    return int(e), int(b)
+
+
+def train(config: Config, data=None, *, out: str | Path | None = None, resume: bool = False,
+          device: str | torch.device | None = None, data_dir: str | Path | None = None,
+          progress: bool = True, nan_at: tuple[int, int] | None = None,
+          on_epoch=None) -> TrainResult:
+    """Train ``config`` and return the model and its history.
+
+    ``data``: a :class:`tvae.data.Dataset` (else loaded from ``data_dir`` / ``$TVAE_DATA``).
+    ``out``: checkpoint path, rewritten atomically after every epoch. ``resume``: continue
+    from ``out`` if it exists (it must come from the same config and data). ``nan_at``:
+    ``(epoch, batch)``, 1-based, where a NaN is forced into the loss (a test hook).
+    ``on_epoch(epoch, row)`` is called after each epoch (for live plots).
+    """
+    from . import data as tdata
+
+    configure_threads()
+    dev = select_device(device)
+    if data is None:
+        data = tdata.load_dataset(config.dataset, data_dir, device=dev,
+                                  train_size=config.train_size, seed=config.seed)
+    else:
+        data = data.to(dev)
+    x_train, x_test = data.x_train, data.x_test
+    n = len(x_train)
+    if config.batch_size > n:
+        raise ConfigError(f"batch size {config.batch_size} is larger than the dataset ({n} "
+                          "samples); lower --batch-size or raise --train-size")
+
+    torch.manual_seed(config.seed)
+    model = build_model(config).to(dev)
+    opt = make_optimizer(model, config)
+    perm_gen = torch.Generator().manual_seed(config.seed)
+    noise_gen = torch.Generator(device=dev).manual_seed(config.seed + 1)
+    history: list[dict] = []
+    start_epoch = 0
+    out = Path(out) if out is not None else None
+
+    if resume and out is not None and out.exists():
+        state = read_checkpoint(out, dev)
+        old = Config.from_dict(state["config"])
+        diff = config_mismatch(old, config)
+        diff = [d for d in diff if not d.startswith("epochs ")]
+        if diff:
+            raise CheckpointError(f"checkpoint {out} is from another config ({'; '.join(diff)}); "
+                                  "use another --out or the same settings")
+        if state.get("data_identity") != data.identity:
+            raise CheckpointError(f"checkpoint {out} was trained on other data "
+                                  f"({state.get('data_identity')} vs {data.identity}); "
+                                  "use another --out or the same data")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        perm_gen.set_state(state["rng"]["perm"])
+        noise_gen.set_state(state["rng"]["noise"].to(noise_gen.get_state().device))
+        torch.set_rng_state(state["rng"]["torch"])
+        history = list(state["history"])
+        start_epoch = state["epoch"]
+
+    nan_at = nan_at or _fault_nan_at()
+    n_batches = math.ceil(n / config.batch_size)
+    bar = None
+    if progress and start_epoch < config.epochs:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=(config.epochs - start_epoch) * n_batches, desc=config.label(),
+                   unit="batch", leave=False, mininterval=1.0)
+
+    def snapshot(epoch: int, complete: bool) -> dict:
+        return {"format_version": FORMAT_VERSION, "config": config.to_dict(),
+                "data_identity": data.identity, "epoch": epoch, "complete": complete,
+                "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "rng": {"perm": perm_gen.get_state(), "noise": noise_gen.get_state().cpu(),
+                        "torch": torch.get_rng_state()},
+                "history": history}
+
+    model.train()
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        t0 = time.perf_counter()
+        perm = torch.randperm(n, generator=perm_gen).to(dev)
+        running, seen = 0.0, 0
+        for b in range(n_batches):
+            xb = x_train[perm[b * config.batch_size:(b + 1) * config.batch_size]]
+            loss = model.loss(xb, noise_gen)
+            if nan_at == (epoch, b + 1):
+                loss = loss * float("nan")
+            lv = loss.item()
+            if not math.isfinite(lv):
+                if bar is not None:
+                    bar.close()
+                kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept at {out}"
+                        if out is not None and epoch > 1 else "no checkpoint was written")
+                raise TrainingError(f"non-finite loss ({lv}) at epoch {epoch}, batch {b + 1} of "
+                                    f"{config.label()}; {kept}; lower the learning rate or try "
+                                    "another --seed")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running += lv * len(xb)
+            seen += len(xb)
+            if bar is not None:
+                bar.update(1)
+                if b % 50 == 0:
+                    bar.set_postfix(epoch=epoch, loss=f"{running / seen:.2f}", refresh=False)
+        row = {"epoch": epoch, "seconds": time.perf_counter() - t0, "train_loss": running / seen}
+        for split, xs in (("train", x_train), ("test", x_test)):
+            for k, v in evaluate_terms(model, xs, seed=config.seed + 2).items():
+                row[f"{split}_{k}"] = v
+        history.append(row)
+        last = epoch == config.epochs
+        if last and model.has_pose:
+            model.u_mean.copy_(mean_pose(model, x_train))
+        model.train()
+        if out is not None:
+            save_checkpoint(out, snapshot(epoch, last))
+        if on_epoch is not None:
+            on_epoch(epoch, row)
+    if bar is not None:
+        bar.close()
+    if config.epochs == 0 and model.has_pose:
+        model.u_mean.copy_(mean_pose(model, x_train))
+    if out is not None and (config.epochs == 0 or start_epoch == config.epochs):
+        save_checkpoint(out, snapshot(config.epochs, True))
+    model.eval()
+    return TrainResult(model, history, out, config)

@@ -26,9 +26,7 @@ def mnist_root() -> Path:
     env = os.environ.get("TVAE_DATA")
     root = Path(env) if env else (REPO.parent / "shared" / "data").resolve()
     if not all(p.is_file() for p in raw_paths("mnist", root)):
-        pytest.skip(
-            f"real MNIST not found under {root / 'MNIST' / 'raw'}; set TVAE_DATA"
-        )
+        pytest.skip(f"real MNIST not found under {root / 'MNIST' / 'raw'}; set TVAE_DATA")
     return root
 
 

@@ -57,17 +57,12 @@ def test_real_mnist_label_histogram(mnist: data.Dataset) -> None:
     assert int(mnist.y_train.max()) == 9 and int(mnist.y_train.min()) == 0
 
 
-def test_loading_twice_is_cached_and_identical(
-    mnist_root: Path, mnist: data.Dataset
-) -> None:
+def test_loading_twice_is_cached_and_identical(mnist_root: Path, mnist: data.Dataset) -> None:
     raw = data.load_raw("mnist", mnist_root, download=False)
     again = data.load_raw("mnist", mnist_root, download=False)
     assert raw.x_train is again.x_train  # decoded once per process
     assert not raw.x_train.flags.writeable
-    assert (
-        data.load_dataset("mnist", mnist_root, download=False).identity
-        == mnist.identity
-    )
+    assert data.load_dataset("mnist", mnist_root, download=False).identity == mnist.identity
 
 
 def test_dataset_to_keeps_data(mnist_root: Path) -> None:
@@ -87,13 +82,9 @@ def test_sha256_mismatch_names_the_file(mnist_root: Path, tmp_path: Path) -> Non
         byte = f.read(1)
         f.seek(16 + 5000)
         f.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(
-        DataError, match="t10k-images-idx3-ubyte fails its checksum"
-    ) as err:
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte fails its checksum") as err:
         data.load_raw("mnist", tmp_path, download=False)
-    assert "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7" in str(
-        err.value
-    )
+    assert "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7" in str(err.value)
     assert "download again" in str(err.value)
 
 
@@ -124,9 +115,7 @@ def test_bad_magic_is_reported(tiny_mnist_root: Path) -> None:
     raw = bytearray(path.read_bytes())
     raw[3] = 0x42
     path.write_bytes(bytes(raw))
-    with pytest.raises(
-        DataError, match="train-labels-idx1-ubyte is not an MNIST IDX file"
-    ):
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte is not an MNIST IDX file"):
         data.load_dataset("mnist", tiny_mnist_root, download=False)
 
 
@@ -201,9 +190,7 @@ def test_unknown_name_and_bad_settings(tiny_mnist_root: Path) -> None:
 
 
 # ------------------------------------------------------------- Fashion-MNIST ----
-def test_fashion_from_debian_gz(
-    tiny_mnist_root: Path, tmp_path: Path, monkeypatch
-) -> None:
+def test_fashion_from_debian_gz(tiny_mnist_root: Path, tmp_path: Path, monkeypatch) -> None:
     debian = tmp_path / "debian"
     debian.mkdir()
     for f in (tiny_mnist_root / "MNIST" / "raw").iterdir():
@@ -211,17 +198,13 @@ def test_fashion_from_debian_gz(
     monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", debian)
 
     def no_download(self) -> None:
-        raise AssertionError(
-            "torchvision must not be asked: the Debian files are there"
-        )
+        raise AssertionError("torchvision must not be asked: the Debian files are there")
 
     monkeypatch.setattr(torchvision.datasets.FashionMNIST, "download", no_download)
     root = tmp_path / "root"
     ds = data.load_dataset("fashion-mnist", root, download=True)
     mnist = data.load_dataset("mnist", tiny_mnist_root, download=False)
-    assert torch.equal(ds.x_train, mnist.x_train) and torch.equal(
-        ds.y_test, mnist.y_test
-    )
+    assert torch.equal(ds.x_train, mnist.x_train) and torch.equal(ds.y_test, mnist.y_test)
     assert ds.identity != mnist.identity  # the name is part of the identity
     raw = root / "FashionMNIST" / "raw"
     assert sorted(p.name for p in raw.iterdir()) == sorted(
@@ -268,9 +251,7 @@ def test_stratified_subset(mnist_root: Path, mnist: data.Dataset) -> None:
     assert ds.x_train.shape == (1000, 784) and ds.x_test.shape == (10_000, 784)
     assert torch.equal(ds.x_train, mnist.x_train[torch.from_numpy(idx)])
     assert torch.equal(ds.meta["train_indices"], torch.from_numpy(idx))
-    other = data.load_dataset(
-        "mnist", mnist_root, train_size=1000, seed=4, download=False
-    )
+    other = data.load_dataset("mnist", mnist_root, train_size=1000, seed=4, download=False)
     assert other.identity != ds.identity != mnist.identity
 
 
@@ -313,9 +294,7 @@ def test_rot_mnist(mnist_root: Path, mnist: data.Dataset, rot: data.Dataset) -> 
 
 
 def test_rot_mnist_other_seed(mnist_root: Path, rot: data.Dataset) -> None:
-    other = data.load_dataset(
-        "rot-mnist", mnist_root, seed=1, train_size=300, download=False
-    )
+    other = data.load_dataset("rot-mnist", mnist_root, seed=1, train_size=300, download=False)
     assert other.x_train.shape == (300, 784)
     assert not torch.equal(other.meta["angles_test"], rot.meta["angles_test"])
     assert other.identity != rot.identity
@@ -331,18 +310,14 @@ def test_batches_cover_every_row_once_and_repeat() -> None:
     assert not torch.equal(seen, torch.arange(103))  # shuffled
     again = torch.cat(list(data.batches(x, 10, torch.Generator().manual_seed(5))))
     assert torch.equal(again[:, 0].long(), seen)
-    dropped = list(
-        data.batches(x, 10, torch.Generator().manual_seed(5), drop_last=True)
-    )
+    dropped = list(data.batches(x, 10, torch.Generator().manual_seed(5), drop_last=True))
     assert len(dropped) == 10 == data.num_batches(103, 10, drop_last=True)
     assert data.num_batches(103, 10) == 11
 
 
 def test_batch_size_errors() -> None:
     x = torch.zeros(50, 784)
-    with pytest.raises(
-        ConfigError, match=r"batch size 64 is larger than the dataset \(50"
-    ):
+    with pytest.raises(ConfigError, match=r"batch size 64 is larger than the dataset \(50"):
         data.batches(x, 64, torch.Generator())
     for bad in (0, -1):
         with pytest.raises(ConfigError, match="batch size"):

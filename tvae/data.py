@@ -123,8 +123,7 @@ def _read_idx_cached(key: tuple[str, int, int, int]) -> tuple[np.ndarray, str]:
         n, rows, cols = (int.from_bytes(data[i : i + 4], "big") for i in (4, 8, 12))
         if (rows, cols) != (IMAGE_SIDE, IMAGE_SIDE):
             raise DataError(
-                f"{path} holds {rows}x{cols} images, expected {IMAGE_SIDE}x{IMAGE_SIDE}; "
-                f"{_REFETCH}"
+                f"{path} holds {rows}x{cols} images, expected {IMAGE_SIDE}x{IMAGE_SIDE}; {_REFETCH}"
             )
         item, shape = IMAGE_PIXELS, (n, IMAGE_SIDE, IMAGE_SIDE)
     elif magic == LABELS_MAGIC:
@@ -139,8 +138,7 @@ def _read_idx_cached(key: tuple[str, int, int, int]) -> tuple[np.ndarray, str]:
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "too long"
         raise DataError(
-            f"{path} is {what}: {len(data)} bytes, its header says {expected} "
-            f"({n} items); {_REFETCH}"
+            f"{path} is {what}: {len(data)} bytes, its header says {expected} ({n} items); {_REFETCH}"
         )
     array = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
     array.flags.writeable = False  # shared by every caller through the cache
@@ -177,9 +175,7 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     elif array.ndim == 1:
         header = np.array([LABELS_MAGIC, len(array)], dtype=">u4")
     else:
-        raise ValueError(
-            f"expected (n, rows, cols) images or (n,) labels, got {array.shape}"
-        )
+        raise ValueError(f"expected (n, rows, cols) images or (n,) labels, got {array.shape}")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(header.tobytes() + array.tobytes())
     os.replace(tmp, path)
@@ -213,20 +209,15 @@ def verify_checksums(folder: str | Path, known: dict[Path, str] | None = None) -
             continue
         parts = line.split(maxsplit=1)
         if len(parts) != 2 or len(parts[0]) != 64:
-            raise DataError(
-                f"{sums} line {lineno} is not '<sha256>  <file>'; fix or delete {sums}"
-            )
+            raise DataError(f"{sums} line {lineno} is not '<sha256>  <file>'; fix or delete {sums}")
         expected, rel = parts[0].lower(), parts[1].strip().lstrip("*")
         path = folder / rel
         if not path.is_file():
-            raise DataError(
-                f"{path}, listed in {sums}, is missing; download it again (or re-copy it)"
-            )
+            raise DataError(f"{path}, listed in {sums}, is missing; download it again (or re-copy it)")
         actual = known.get(path.resolve()) or sha256_file(path)
         if actual != expected:
             raise DataError(
-                f"{path} fails its checksum (expected sha256 {expected}, got {actual}); "
-                f"{_REFETCH}"
+                f"{path} fails its checksum (expected sha256 {expected}, got {actual}); {_REFETCH}"
             )
         checked += 1
     return checked
@@ -237,9 +228,7 @@ def _missing(name: str, root: Path) -> list[Path]:
     return [p for p in raw_paths(name, root) if not p.is_file()]
 
 
-def decompress_debian_fashion(
-    root: str | Path, debian_dir: str | Path | None = None
-) -> int:
+def decompress_debian_fashion(root: str | Path, debian_dir: str | Path | None = None) -> int:
     """Decompress Debian's gzipped Fashion-MNIST files into ``<root>/FashionMNIST/raw/``.
 
     Only files missing from the target are written, each atomically (temporary file in the
@@ -263,9 +252,7 @@ def decompress_debian_fashion(
         except (OSError, EOFError, zlib.error) as exc:
             Path(tmp).unlink(missing_ok=True)
             if isinstance(exc, PermissionError):
-                raise DataError(
-                    f"cannot write {dest}: {exc}; choose a writable TVAE_DATA"
-                ) from exc
+                raise DataError(f"cannot write {dest}: {exc}; choose a writable TVAE_DATA") from exc
             raise DataError(
                 f"{gz} is corrupt ({exc}); reinstall it with "
                 f"'apt-get install --reinstall dataset-fashion-mnist'"
@@ -298,9 +285,7 @@ def ensure_raw(
     """
     root = data_root(root)
     if name not in FOLDERS:
-        raise ConfigError(
-            f"unknown raw dataset {name!r}; choose one of {sorted(FOLDERS)}"
-        )
+        raise ConfigError(f"unknown raw dataset {name!r}; choose one of {sorted(FOLDERS)}")
     if not _missing(name, root):
         return raw_paths(name, root)
     if name == "fashion-mnist":
@@ -316,11 +301,7 @@ def ensure_raw(
         files = "{" + ",".join(p.name for p in raw_paths(name, root)) + "}"
         tried = "and could not be downloaded" if download else "(downloading is off)"
         title = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}[name]
-        hint = (
-            ", or run 'apt-get install dataset-fashion-mnist'"
-            if name == "fashion-mnist"
-            else ""
-        )
+        hint = ", or run 'apt-get install dataset-fashion-mnist'" if name == "fashion-mnist" else ""
         raise DataError(
             f"{title} not found under {root / folder} {tried}; set TVAE_DATA (or --data-dir) "
             f"to a directory containing {folder}/{files}, or connect to the internet{hint}"
@@ -364,6 +345,7 @@ def load_raw(
         ("train", "test"),
         ((x_train, y_train), (x_test, y_test)),
         (paths[:2], paths[2:]),
+        strict=True,
     ):
         if x.ndim != 3 or y.ndim != 1:
             raise DataError(f"{fx} and {fy} are swapped or mislabelled; {_REFETCH}")
@@ -384,17 +366,13 @@ def load_raw(
 def images(x: Tensor) -> Tensor:
     """Flat images ``(N, 784)`` -> ``(N, 1, 28, 28)`` (a view when possible)."""
     if x.shape[-1] != IMAGE_PIXELS:
-        raise ValueError(
-            f"expected flat images with {IMAGE_PIXELS} pixels, got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"expected flat images with {IMAGE_PIXELS} pixels, got shape {tuple(x.shape)}")
     return x.reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
 
 
 def to_float(x: np.ndarray) -> Tensor:
     """uint8 images ``(N, 28, 28)`` -> float32 ``(N, 784)`` in ``[0, 1]`` (grey / 255), CPU."""
-    with (
-        warnings.catch_warnings()
-    ):  # x may be read-only (cached); it is copied, never written
+    with warnings.catch_warnings():  # x may be read-only (cached); it is copied, never written
         warnings.simplefilter("ignore", UserWarning)
         u8 = torch.from_numpy(x.reshape(len(x), IMAGE_PIXELS))
     return u8.to(torch.float32).div_(255.0)
@@ -409,9 +387,7 @@ def rotate(x: Tensor, degrees: Tensor, chunk: int = 4096) -> Tensor:
     shape of ``x``, values clamped to ``[0, 1]``.
     """
     if len(degrees) != len(x):
-        raise ValueError(
-            f"need one angle per image: {len(degrees)} angles for {len(x)} images"
-        )
+        raise ValueError(f"need one angle per image: {len(degrees)} angles for {len(x)} images")
     img = images(x) if x.dim() == 2 else x
     rad = torch.deg2rad(degrees.to(device=x.device, dtype=x.dtype))
     c, s, zero = rad.cos(), rad.sin(), torch.zeros_like(rad)
@@ -421,9 +397,7 @@ def rotate(x: Tensor, degrees: Tensor, chunk: int = 4096) -> Tensor:
     out = torch.empty_like(img)
     for i in range(0, len(img), chunk):
         part = img[i : i + chunk]
-        grid = F.affine_grid(
-            theta[i : i + chunk], list(part.shape), align_corners=False
-        )
+        grid = F.affine_grid(theta[i : i + chunk], list(part.shape), align_corners=False)
         out[i : i + chunk] = F.grid_sample(
             part, grid, mode="bilinear", padding_mode="zeros", align_corners=False
         )
@@ -470,14 +444,9 @@ def stratified_subset(labels: np.ndarray | Tensor, size: int, seed: int) -> np.n
     """
     labels = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels)
     n = len(labels)
-    if (
-        isinstance(size, bool)
-        or not isinstance(size, (int, np.integer))
-        or not 0 < size <= n
-    ):
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 0 < size <= n:
         raise ConfigError(
-            f"train size must be between 1 and {n} (the training set), got {size!r}; "
-            f"change --train-size"
+            f"train size must be between 1 and {n} (the training set), got {size!r}; change --train-size"
         )
     _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     quotas = class_quotas(counts, int(size))
@@ -519,12 +488,8 @@ class Dataset:
     y_train: Tensor  # (N,) int64
     x_test: Tensor  # (M, 784) float32 in [0, 1]
     y_test: Tensor  # (M,) int64
-    identity: (
-        str  # 16-hex digest of the exact data: raw file hashes, name, indices, angles
-    )
-    meta: dict = dataclasses.field(
-        default_factory=dict
-    )  # train_size, seed, indices, angles
+    identity: str  # 16-hex digest of the exact data: raw file hashes, name, indices, angles
+    meta: dict = dataclasses.field(default_factory=dict)  # train_size, seed, indices, angles
 
     @property
     def device(self) -> torch.device:
@@ -572,9 +537,7 @@ def load_dataset(
     indices into the raw training set (``None`` when it is complete).
     """
     if name not in DATASETS:
-        raise ConfigError(
-            f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}"
-        )
+        raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     seed = _check_seed(seed)
     dev = _resolve_device(device)
     raw = load_raw("mnist" if name == "rot-mnist" else name, root, download=download)
@@ -616,12 +579,8 @@ def load_dataset(
         angles_test = uniform_angles(len(x_test), seed, _STREAM_ANGLES_TEST)
         x_train, x_test = rotate(x_train, angles_train), rotate(x_test, angles_test)
         meta.update(angles_train=angles_train, angles_test=angles_test)
-        described["rotation"] = (
-            "uniform [0,360) deg; bilinear, zeros padding, align_corners=False"
-        )
-        hashed.update(
-            angles_train=angles_train.numpy(), angles_test=angles_test.numpy()
-        )
+        described["rotation"] = "uniform [0,360) deg; bilinear, zeros padding, align_corners=False"
+        hashed.update(angles_train=angles_train.numpy(), angles_test=angles_test.numpy())
 
     return Dataset(
         name=name,
@@ -636,14 +595,8 @@ def load_dataset(
 
 # ---------------------------------------------------------------------- batching ----
 def _check_batch_size(n: int, batch_size: int) -> None:
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size <= 0
-    ):
-        raise ConfigError(
-            f"batch size must be a positive integer, got {batch_size!r}; change --batch-size"
-        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}; change --batch-size")
     if batch_size > n:
         raise ConfigError(
             f"batch size {batch_size} is larger than the dataset ({n} samples); "

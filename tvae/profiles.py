@@ -1,0 +1,134 @@
+"""Run profiles of the book: how much data, how many epochs, which dimensions.
+
+- ``paper``: the paper's settings: full MNIST (60k/10k), 50 epochs, every dim z.
+- ``quick``: a reader's CPU run of the whole book in about 15 minutes on 2 cores: a 6k
+  training subset, 10 epochs, a few dims, evaluation on 2k test digits.
+- ``smoke``: seconds per chapter, for the tests: 600 training digits, 1 epoch.
+
+Every chapter's ``parameters`` cell passes ``profile`` and optional overrides (``epochs``,
+``seed``, ``device``, ``data_dir``) to :func:`resolve`, which checks their types and names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config
+from .errors import ConfigError
+
+PROFILES = ("smoke", "quick", "paper")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Settings of one profile (see the module docstring)."""
+
+    name: str
+    train_size: int | None       # None = the full 60k training set
+    epochs: int
+    zdims: tuple[int, ...]       # dims of experiment 1 (reconstruction vs latent size)
+    probe_dims: tuple[int, ...]  # dims of Table 1
+    test_size: int | None        # test digits used for evaluation (None = all 10k)
+    probe_train: int | None      # training codes used by the SVM probe (None = all 60k)
+    ll_k: int                    # importance samples for log-likelihoods
+    ll_n: int                    # test digits for log-likelihoods
+    seeds: tuple[int, ...]       # seeds of the local-optima study
+    rot_epochs: int              # epochs on rotated MNIST (1,500 digits)
+    seed: int = 0
+    device: str | None = None
+    data_dir: str | None = None
+
+    def config(self, model: str, zdim: int, **kw) -> Config:
+        """The :class:`Config` of ``model`` at ``zdim`` under this profile (``kw`` overrides)."""
+        base = dict(model=model, zdim=zdim, epochs=self.epochs, train_size=self.train_size,
+                    seed=self.seed)
+        base.update(kw)
+        return Config(**base)
+
+    def data(self, name: str = "mnist"):
+        """The profile's dataset (training subset of ``train_size``; the full test set), on the
+        profile's device. Loaded once per process."""
+        return _load(name, self.data_dir, self.device, self.train_size, self.seed)
+
+    def test_x(self, name: str = "mnist"):
+        """The first ``test_size`` test images ``(M, 784)`` (all 10k when ``test_size`` is None)."""
+        d = self.data(name)
+        return d.x_test[: self.test_size] if self.test_size else d.x_test
+
+    def model(self, model: str, zdim: int, *, progress: bool = True, **kw):
+        """The trained model of :meth:`config` from the model cache (trained now if missing)."""
+        from .cache import get_model
+
+        cfg = self.config(model, zdim, **kw)
+        data = self.data(cfg.dataset) if cfg.train_size == self.train_size else None
+        m, _ = get_model(cfg, data, data_dir=self.data_dir, device=self.device, progress=progress)
+        return m
+
+    def checkpoint(self, model: str, zdim: int, **kw) -> dict:
+        """The checkpoint dict (history, config...) of :meth:`model`'s cache entry."""
+        from .cache import get_model
+
+        cfg = self.config(model, zdim, **kw)
+        data = self.data(cfg.dataset) if cfg.train_size == self.train_size else None
+        return get_model(cfg, data, data_dir=self.data_dir, device=self.device)[1]
+
+    def results_dir(self, root: str | Path = "results") -> Path:
+        """``results/<profile>/``, created: where this profile's CSVs go."""
+        d = Path(root) / self.name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def describe(self) -> str:
+        """One line for the top of a chapter: which profile and settings produced it."""
+        n = "60,000" if self.train_size is None else f"{self.train_size:,}"
+        t = "10,000" if self.test_size is None else f"{self.test_size:,}"
+        return (f"profile **{self.name}**: {n} training digits, {self.epochs} epochs, "
+                f"{t} test digits, seed {self.seed}, Adadelta, batch 100, Bernoulli likelihood")
+
+
+@functools.lru_cache(maxsize=8)
+def _load(name, data_dir, device, train_size, seed):
+    from .data import load_dataset
+    from .train import select_device
+
+    if name == "rot-mnist":
+        train_size = None
+    return load_dataset(name, data_dir, device=select_device(device), train_size=train_size,
+                        seed=seed)
+
+
+_BASE = {
+    "paper": Profile("paper", None, 50, (2, 10, 20, 40, 60, 80), (8, 20), None, None, 1000, 1000,
+                     (0, 1, 2, 3), 200),
+    "quick": Profile("quick", 6000, 10, (2, 10, 20, 40), (8, 20), 2000, 6000, 100, 300,
+                     (0, 1, 2), 30),
+    "smoke": Profile("smoke", 600, 1, (2, 20), (8, 20), 500, 600, 5, 50, (0, 1), 1),
+}
+
+
+def resolve(profile: str = "paper", *, epochs: int | None = None, seed: int | None = None,
+            device: str | None = None, data_dir: str | None = None,
+            train_size: int | None = None) -> Profile:
+    """The :class:`Profile` named ``profile`` with overrides; :class:`ConfigError` for an
+    unknown name or a parameter of the wrong type (as papermill can pass)."""
+    if not isinstance(profile, str) or profile not in _BASE:
+        raise ConfigError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)} "
+                          "(papermill: -p profile quick)")
+    for name, value in (("epochs", epochs), ("seed", seed), ("train_size", train_size)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ConfigError(f"parameter {name} must be an integer or None, got {value!r} "
+                              f"({type(value).__name__}); pass e.g. -p {name} 5")
+    for name, value in (("device", device), ("data_dir", data_dir)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"parameter {name} must be a string or None, got {value!r}")
+    if epochs is not None and epochs < 0:
+        raise ConfigError(f"epochs must be >= 0, got {epochs}; pass -p epochs 0 or more")
+    if train_size is not None and train_size <= 0:
+        raise ConfigError(f"train_size must be positive, got {train_size}")
+    p = _BASE[profile]
+    changes = {k: v for k, v in dict(epochs=epochs, seed=seed, device=device, data_dir=data_dir,
+                                     train_size=train_size).items() if v is not None}
+    return dataclasses.replace(p, **changes)

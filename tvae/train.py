@@ -27,6 +27,9 @@ FORMAT_VERSION = 1
 """Checkpoint format version; checkpoints of another version are refused."""
 
 EVAL_BATCH = 2000
+EVAL_TRAIN_MAX = 10000
+"""The per-epoch train-set terms are measured on the first 10,000 training digits (the test
+terms on the whole test set): a faithful curve at a sixth of the cost of a full pass."""
 
 
 # ------------------------------------------------------------------------ runtime ----
@@ -284,7 +287,7 @@ def train(config: Config, data=None, *, out: str | Path | None = None, resume: b
                 if b % 50 == 0:
                     bar.set_postfix(epoch=epoch, loss=f"{running / seen:.2f}", refresh=False)
         row = {"epoch": epoch, "seconds": time.perf_counter() - t0, "train_loss": running / seen}
-        for split, xs in (("train", x_train), ("test", x_test)):
+        for split, xs in (("train", x_train[:EVAL_TRAIN_MAX]), ("test", x_test)):
             for k, v in evaluate_terms(model, xs, seed=config.seed + 2).items():
                 row[f"{split}_{k}"] = v
         history.append(row)

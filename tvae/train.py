@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .config import Config
-from .errors import CheckpointError, ConfigError, DeviceError, TrainingError
+from .errors import CheckpointError, DeviceError, TrainingError
 from .models import VAE, build_model
 
 FORMAT_VERSION = 1
@@ -209,9 +209,7 @@ def train(config: Config, data=None, *, out: str | Path | None = None, resume: b
         data = data.to(dev)
     x_train, x_test = data.x_train, data.x_test
     n = len(x_train)
-    if config.batch_size > n:
-        raise ConfigError(f"batch size {config.batch_size} is larger than the dataset ({n} "
-                          "samples); lower --batch-size or raise --train-size")
+    n_batches = tdata.num_batches(n, config.batch_size)  # checks the batch size against n
 
     torch.manual_seed(config.seed)
     model = build_model(config).to(dev)
@@ -243,7 +241,6 @@ def train(config: Config, data=None, *, out: str | Path | None = None, resume: b
         start_epoch = state["epoch"]
 
     nan_at = nan_at or _fault_nan_at()
-    n_batches = math.ceil(n / config.batch_size)
     bar = None
     if progress and start_epoch < config.epochs:
         from tqdm.auto import tqdm
@@ -261,10 +258,9 @@ def train(config: Config, data=None, *, out: str | Path | None = None, resume: b
     model.train()
     for epoch in range(start_epoch + 1, config.epochs + 1):
         t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=perm_gen).to(dev)
         running, seen = 0.0, 0
-        for b in range(n_batches):
-            xb = x_train[perm[b * config.batch_size:(b + 1) * config.batch_size]]
+        for b, idx in enumerate(tdata.batch_indices(n, config.batch_size, perm_gen, device=dev)):
+            xb = x_train[idx]
             loss = model.loss(xb, noise_gen)
             if nan_at == (epoch, b + 1):
                 loss = loss * float("nan")

@@ -205,3 +205,21 @@ def test_grouped_bars_spectra_angle_scatter():
     np.testing.assert_array_equal(fig.axes[0].lines[0].get_ydata(), [3.0, 2.0, 1.0])
     fig = tf.angle_scatter({"a": ([0, 90], [0, 80]), "b": ([10], [20])})
     assert len(fig.axes) == 2 and all(len(ax.collections) == 1 for ax in fig.axes)
+
+
+def test_latent_sweeps_side_by_side():
+    torch.manual_seed(0)
+    models = {"a": build_model(Config(model="vae", zdim=2)),
+              "b": build_model(Config(model="affine-dtvae", zdim=2))}
+    fig = tf.latent_sweeps(models, n=3, title="two")
+    assert len(fig.axes) == 2 and n_images(fig) == 2
+    assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
+    with pytest.raises(ValueError, match="dim z = 2"):
+        tf.latent_sweeps({"c": build_model(Config(model="vae", zdim=4))})
+
+
+def test_warp_limits_cover_points_outside_the_frame(digits):
+    far = control_grid(3) * 2          # the original implementation's 2x start
+    fig = tf.control_grid_figure(digits[0], far)
+    lo, hi = fig.axes[1].get_xlim()
+    assert lo < tf.to_pixels(np.array([-2.0]))[0] and hi > tf.to_pixels(np.array([2.0]))[0]

@@ -200,15 +200,28 @@ def apply_warp(kind: str, images, u) -> np.ndarray:
     return out[:, 0].numpy()
 
 
+def _fit_limits(axes, points: np.ndarray, margin: float = 2.0) -> None:
+    """Set equal x/y limits on ``axes`` covering the frame and ``points`` (pixel coordinates)."""
+    lo = min(-0.5, float(np.min(points))) - margin
+    hi = max(SIDE - 0.5, float(np.max(points))) + margin
+    for ax in axes:
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(hi, lo)
+
+
 def draw_lattice(ax: Axes, f=None, lines: int = 5, color: str = "tab:orange", lw: float = 1.0,
-                 dense: int = 60) -> None:
+                 dense: int = 60) -> np.ndarray:
     """Draw on ``ax`` the image under ``f`` of a ``lines x lines`` lattice spanning the frame
-    ``[-1, 1]^2`` (``f=None``: the regular lattice itself), in pixel coordinates."""
+    ``[-1, 1]^2`` (``f=None``: the regular lattice itself), in pixel coordinates. Returns the
+    drawn points ``(M, 2)`` in pixels."""
     t = np.linspace(-1, 1, dense)
+    drawn = []
     for c in np.linspace(-1, 1, lines):
         for seg in (np.stack([t, np.full_like(t, c)], 1), np.stack([np.full_like(t, c), t], 1)):
             p = to_pixels(seg if f is None else f(seg))
             ax.plot(p[:, 0], p[:, 1], color=color, lw=lw, alpha=0.9)
+            drawn.append(p)
+    return np.concatenate(drawn)
 
 
 def warp_demo(image, kind: str, params: Sequence, labels: Sequence[str], lines: int = 5,
@@ -230,7 +243,7 @@ def warp_demo(image, kind: str, params: Sequence, labels: Sequence[str], lines: 
         out = apply_warp(kind, img, u)[0]
         top, bottom = axes[0, j], axes[1, j]
         _show(top, img[0], label)
-        draw_lattice(top, f, lines)
+        drawn = draw_lattice(top, f, lines)
         _show(bottom, out)
         draw_lattice(bottom, None, lines)
         if kind == "tps":
@@ -239,9 +252,8 @@ def warp_demo(image, kind: str, params: Sequence, labels: Sequence[str], lines: 
             s = int(round(math.sqrt(len(pts))))
             grid = to_pixels(control_grid(s, dtype=torch.float64).numpy())
             bottom.scatter(grid[:, 0], grid[:, 1], s=14, c="red", zorder=3)
-        for ax in (top, bottom):
-            ax.set_xlim(-8, SIDE + 7)
-            ax.set_ylim(SIDE + 7, -8)
+            drawn = np.concatenate([drawn, pts])
+        _fit_limits((top, bottom), drawn)
     axes[0, 0].set_ylabel("input x", fontsize=9)
     axes[1, 0].set_ylabel("output", fontsize=9)
     if title:
@@ -267,16 +279,14 @@ def control_grid_figure(image, points, title: str | None = None, lines: int = 7)
     draw_lattice(a0, None, lines, color="tab:blue")
     a0.scatter(gp[:, 0], gp[:, 1], s=18, c="red", zorder=3)
     _show(a1, img[0], "control points moved")
-    draw_lattice(a1, f, lines)
+    drawn = draw_lattice(a1, f, lines)
     for g, p in zip(gp, pp, strict=True):
         a1.annotate("", xy=p, xytext=g, arrowprops={"arrowstyle": "->", "color": "red", "lw": 1.2})
     a1.scatter(pp[:, 0], pp[:, 1], s=18, c="red", zorder=3)
     _show(a2, out, "warped output")
     draw_lattice(a2, None, lines)
     a2.scatter(gp[:, 0], gp[:, 1], s=18, c="red", zorder=3)
-    for ax in axes[0]:
-        ax.set_xlim(-8, SIDE + 7)
-        ax.set_ylim(SIDE + 7, -8)
+    _fit_limits(axes[0], np.concatenate([drawn, pp]))
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
@@ -525,6 +535,33 @@ def latent_sweep(model, n: int = 15, edge: float = 0.05, pose: str | None = None
     return fig
 
 
+@torch.no_grad()
+def latent_sweeps(models: Mapping[str, object], n: int = 15, edge: float = 0.05,
+                  pose: str | None = None, title: str | None = None, size: float = 3.6) -> Figure:
+    """:func:`latent_sweep` of several ``dim z = 2`` models side by side, one axes each
+    (label -> model), on the same grid of codes."""
+    if not models:
+        raise ValueError("no models to sweep")
+    fig, axes = _figure(size * len(models), size + 0.5 + (0.3 if title else 0), 1, len(models))
+    z = sweep_codes(n, edge)
+    for ax, (label, model) in zip(axes[0], models.items(), strict=True):
+        if model.config.zdim != 2:
+            raise ValueError(f"the 2-d sweep needs dim z = 2; {label!r} has {model.config.zdim}")
+        model.eval()
+        zz = z.to(next(model.parameters()).device)
+        if pose is None or not model.has_pose:
+            imgs = model.decode_upright(zz)
+        else:
+            imgs = model.decode(zz, model.sample_pose(len(zz), None, pose))
+        _show(ax, mosaic(imgs, n, pad=0), label)
+        ax.set_xlabel("$z_1$ increasing $\\rightarrow$", fontsize=8)
+        ax.set_ylabel("$z_2$ increasing $\\uparrow$", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
 def grouped_bars(values: Mapping[str, Mapping[str, float]], ylabel: str, title: str | None = None,
                  log: bool = False) -> Figure:
     """Grouped bar chart: ``values[group][series]`` (e.g. noise setting -> model -> error).
@@ -606,4 +643,5 @@ def angle_scatter(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]],
 __all__ = ["as_images", "mosaic", "sample_grid", "image_rows", "panels", "reconstruction_rows",
            "to_pixels", "warp_map", "apply_warp", "draw_lattice", "warp_demo", "control_grid_figure",
            "draw_architecture", "architecture_diagram", "architectures_overview", "learning_curves",
-           "code_scatter", "sweep_codes", "latent_sweep", "grouped_bars", "spectra", "angle_scatter"]
+           "code_scatter", "sweep_codes", "latent_sweep", "latent_sweeps", "grouped_bars", "spectra",
+           "angle_scatter"]

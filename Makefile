@@ -1,0 +1,127 @@
+# tvae-book: execute every chapter of the book with papermill, then build the HTML.
+#
+#   make book     the paper's settings (PROFILE=paper; hours on a CPU)  -> _build/paper/html
+#   make quick    a reader's CPU run (PROFILE=quick)                      -> _build/quick/html
+#   make smoke    seconds per chapter, for tests (PROFILE=smoke)          -> _build/smoke/html
+#   make test     ruff + smoke book (warnings are errors) + pytest tests/ (incl. browser test)
+#   make clean    remove _build/ and the smoke/quick results (keeps cache/ and results/paper/)
+#
+# Independent chapters run in parallel under `make -j` (e.g. `make -j2 quick`). Optional
+# chapter overrides: SEED=1 EPOCHS=3 DEVICE=cpu DATA_DIR=/path (passed as papermill parameters).
+#
+# How a build works, for PROFILE=p:
+#   1. .venv is created from requirements.txt if missing (and refreshed when it changes).
+#   2. Every book/[0-9][0-9]_*.ipynb is executed by scripts/run_chapter.py (papermill, kernel
+#      `python3` of .venv, cwd = repository root, -p profile p) into
+#      _build/p/stage/book/, a mirror of the repository's book layout.
+#   3. scripts/stage_book.py mirrors _config.yml, _toc.yml and the non-notebook files of book/
+#      into the stage, plus the widget JavaScript fetched by scripts/fetch_widget_js.sh.
+#   4. `jupyter-book build -W -n --keep-going` builds the stage (execution is off in
+#      _config.yml) and the HTML is copied to _build/p/html (open _build/p/html/index.html).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := book
+.DELETE_ON_ERROR:
+
+PROFILE ?= paper
+
+# ---------------------------------------------------------------- environment ----
+VENV ?= .venv
+PY := $(VENV)/bin/python
+VENV_OK := $(VENV)/.requirements-installed
+
+# Absolute paths, so that the kernels' working directory never matters. TVAE_DATA defaults to
+# ../shared/data when it exists (the CI layout), else ./data (the package's default).
+export TVAE_CACHE ?= $(CURDIR)/cache
+export TVAE_DATA ?= $(firstword $(wildcard $(abspath ../shared/data)) $(CURDIR)/data)
+# Headless: no display for matplotlib, no interactive prompts.
+export MPLBACKEND := Agg
+# TVAE_THREADS: exported per chapter by scripts/run_chapter.py as (cores / -j level) under
+# parallel make (it reads the -j level from MAKEFLAGS); left unset for a serial make.
+
+# ---------------------------------------------------------------------- paths ----
+BUILD := _build/$(PROFILE)
+STAGE := $(BUILD)/stage
+HTML := $(BUILD)/html
+WIDGETS_JS := _build/widgets_js
+
+# Chapters are found by pattern, so new ones join the build without editing this file.
+CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
+EXECUTED := $(CHAPTERS:book/%=$(STAGE)/book/%)
+TVAE_SRC := $(wildcard tvae/*.py)
+
+# Chapter parameters besides `profile` (only those given on the command line).
+PARAMS := $(if $(SEED),-p seed $(SEED)) $(if $(EPOCHS),-p epochs $(EPOCHS)) \
+          $(if $(DEVICE),-p device $(DEVICE)) $(if $(DATA_DIR),-p data_dir $(DATA_DIR))
+
+.PHONY: book quick smoke html stage widgets-js test lint clean help venv FORCE
+
+# ---------------------------------------------------------------- top targets ----
+book:
+	$(MAKE) PROFILE=paper html
+quick:
+	$(MAKE) PROFILE=quick html
+smoke:
+	$(MAKE) PROFILE=smoke html
+
+help:
+	@sed -n '2,10p' Makefile
+
+# `make test`: each step must pass; pytest's exit status is kept as is, so "no tests
+# collected" (5) fails the target like any other failure.
+test: | $(VENV_OK)
+	$(MAKE) lint
+	$(MAKE) PROFILE=smoke html
+	TVAE_BOOK_HTML=$(CURDIR)/_build/smoke/html $(PY) -m pytest tests/
+
+lint: | $(VENV_OK)
+	$(VENV)/bin/ruff check .
+
+# ------------------------------------------------------------------- the venv ----
+venv: $(VENV_OK)
+$(VENV_OK): requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -r requirements.txt
+	# The `python3` kernelspec inside the venv, so papermill runs the venv's ipykernel.
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (tvae)"
+	touch $@
+
+# --------------------------------------------------------- chapter execution ----
+# Re-executed when the notebook, the tvae package, the runner or the parameters change.
+$(BUILD)/params: FORCE
+	@mkdir -p $(@D)
+	@echo '$(PARAMS)' | cmp -s - $@ || echo '$(PARAMS)' > $@
+
+$(STAGE)/book/%.ipynb: book/%.ipynb $(TVAE_SRC) scripts/run_chapter.py $(BUILD)/params | $(VENV_OK)
+	$(PY) scripts/run_chapter.py $< $@ --profile $(PROFILE) $(PARAMS) \
+	    --work-dir $(BUILD)/runs $(CHAPTER_ARGS)
+
+# The explorer chapter writes its weights and JavaScript beside its executed notebook.
+$(STAGE)/book/13_explorer.ipynb: CHAPTER_ARGS = --static-dir $(STAGE)/book/explorer_static
+
+# The discussion reads the CSVs written by chapters 05, 08 and 10.
+$(filter %/14_discussion.ipynb,$(EXECUTED)): \
+    $(filter $(STAGE)/book/05_% $(STAGE)/book/08_% $(STAGE)/book/10_%,$(EXECUTED))
+
+# ------------------------------------------------------------ staging & build ----
+# The widget JavaScript, fetched once with npm (not committed: embed-amd.js alone is 3.6 MB).
+# A failed fetch is not fatal: stage_book.py then leaves the CDN default in the config.
+widgets-js:
+	scripts/fetch_widget_js.sh $(WIDGETS_JS) || echo "widget JS fetch failed; using the CDN"
+
+stage: widgets-js | $(VENV_OK)
+	$(PY) scripts/stage_book.py $(STAGE) --widgets-js $(WIDGETS_JS)
+
+# Always rebuilt (Sphinx itself is incremental); needs every chapter executed first.
+html: $(EXECUTED) stage | $(VENV_OK)
+	$(VENV)/bin/jupyter-book build -W -n --keep-going $(STAGE)
+	rm -rf $(HTML)
+	cp -a $(STAGE)/_build/html $(HTML)
+	@echo "Book ($(PROFILE)): $(CURDIR)/$(HTML)/index.html"
+
+# ---------------------------------------------------------------------- clean ----
+clean:
+	rm -rf _build results/smoke results/quick
+
+FORCE:

@@ -1,0 +1,116 @@
+"""Mirror the book's sources (everything but the notebooks) into a staging tree.
+
+    python scripts/stage_book.py STAGE [--widgets-js DIR]
+
+The staging tree ``STAGE`` (``_build/<profile>/stage``) mirrors the repository's layout:
+``_config.yml``, ``_toc.yml``, ``scripts/book_assets.py`` and ``book/`` with every markdown
+file, bibliography and static asset. The executed notebooks are written into ``STAGE/book`` by
+``scripts/run_chapter.py``; this script never touches them, except that it deletes executed
+notebooks whose source no longer exists (a renamed chapter would otherwise linger in the book).
+Files are copied only when changed (so Sphinx rebuilds only what changed) and staged files
+whose source was deleted are removed.
+
+``--widgets-js DIR``: the folder filled by ``scripts/fetch_widget_js.sh``. When it holds the
+files, it is copied to ``STAGE/book/widgets_js`` (served by the book); otherwise the staged
+``_config.yml`` loses ``nb_ipywidgets_js`` so that myst-nb uses its CDN default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Folders under book/ that the build writes into the stage (never mirrored from, nor pruned).
+GENERATED = {"widgets_js", "explorer_static", "_build", ".ipynb_checkpoints", "__pycache__"}
+WIDGET_FILES = ("require.js", "embed-amd.js", "VERSIONS")
+
+
+def _write_if_changed(dest: Path, data: str) -> None:
+    if dest.is_file() and dest.read_text() == data:
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    tmp.write_text(data)
+    tmp.replace(dest)
+
+
+def _copy_if_changed(src: Path, dest: Path) -> None:
+    if dest.is_file() and filecmp.cmp(src, dest, shallow=False):
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dest)
+
+
+def _book_assets(book: Path) -> set[Path]:
+    """Relative paths of the non-notebook files under book/ (skipping generated folders)."""
+    out = set()
+    for p in book.rglob("*"):
+        rel = p.relative_to(book)
+        if rel.parts[0] in GENERATED or any(part in GENERATED for part in rel.parts):
+            continue
+        if p.is_file() and p.suffix != ".ipynb":
+            out.add(rel)
+    return out
+
+
+def stage(stage_dir: Path, widgets_js: Path | None) -> None:
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    src_book, dst_book = ROOT / "book", stage_dir / "book"
+
+    # 1. _config.yml, with the local widget JS or without (CDN default).
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    have_js = widgets_js is not None and all((widgets_js / f).is_file() for f in WIDGET_FILES)
+    if have_js:
+        target = dst_book / "widgets_js"
+        for f in widgets_js.iterdir():
+            if f.is_file():
+                _copy_if_changed(f, target / f.name)
+        config_text = (ROOT / "_config.yml").read_text()
+    else:
+        print(
+            "stage_book: widget JavaScript not available locally; "
+            "the book will load it from the CDN (myst-nb default)",
+            file=sys.stderr,
+        )
+        shutil.rmtree(dst_book / "widgets_js", ignore_errors=True)
+        config.get("sphinx", {}).get("config", {}).pop("nb_ipywidgets_js", None)
+        config_text = "# Staged copy of _config.yml without nb_ipywidgets_js (CDN default)\n"
+        config_text += yaml.safe_dump(config, sort_keys=False)
+    _write_if_changed(stage_dir / "_config.yml", config_text)
+
+    # 2. _toc.yml and the Sphinx extension the config names.
+    _copy_if_changed(ROOT / "_toc.yml", stage_dir / "_toc.yml")
+    _copy_if_changed(ROOT / "scripts" / "book_assets.py", stage_dir / "scripts" / "book_assets.py")
+
+    # 3. Every non-notebook file under book/, pruning staged files whose source is gone.
+    wanted = _book_assets(src_book)
+    for rel in sorted(wanted):
+        _copy_if_changed(src_book / rel, dst_book / rel)
+    if dst_book.is_dir():
+        for rel in _book_assets(dst_book) - wanted:
+            (dst_book / rel).unlink()
+        # 4. Executed notebooks whose source chapter was removed or renamed.
+        for nb in dst_book.glob("*.ipynb"):
+            if not (src_book / nb.name).is_file():
+                print(f"stage_book: removing stale {nb}", file=sys.stderr)
+                nb.unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("stage", type=Path)
+    ap.add_argument("--widgets-js", type=Path, default=None)
+    args = ap.parse_args(argv)
+    stage(args.stage.resolve(), args.widgets_js.resolve() if args.widgets_js else None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

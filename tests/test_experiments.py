@@ -1,0 +1,234 @@
+"""Tests of tvae.experiments: the model registry, and experiments 1, 4 (Table 1) and 6 on tiny
+synthetic data (200 training, 50 test images, 1 epoch)."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import tvae
+from tvae import evaluate as ev
+from tvae import experiments as E
+from tvae.priors import kl_std_normal
+from tvae.profiles import Profile
+
+REPO = Path(__file__).resolve().parent.parent
+PAPER_MD = REPO.parent / "shared" / "paper" / "PAPER.md"
+
+
+# ------------------------------------------------------------------------- registry ----
+def test_paper_table1_constant_matches_paper_md():
+    """PAPER_TABLE1 holds exactly the eleven rows of the table in PAPER.md."""
+    if not PAPER_MD.is_file():
+        pytest.skip(f"{PAPER_MD} not found")
+    names = {"Raw MNIST": "raw", "PCA": "pca", "VAE": "vae", "Affine-TVAE": "affine-tvae",
+             "TPS-TVAE": "tps-tvae", "Affine-DTVAE": "affine-dtvae"}
+    found = {}
+    for m in re.finditer(r"^\s*\| ([A-Za-z\- ]+?) \((\d+)\) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$",
+                         PAPER_MD.read_text(), re.M):
+        found[(names[m.group(1)], int(m.group(2)))] = tuple(float(m.group(i)) for i in (3, 4, 5))
+    assert len(found) == 11
+    assert found == E.PAPER_TABLE1
+
+
+@pytest.mark.parametrize("name", tvae.PROFILES)
+def test_needed_models_cover_every_group(name):
+    P = tvae.resolve(name)
+    needed = E.needed_models(P)
+    keys = [c.key() for c in needed]
+    assert len(keys) == len(set(keys)), "duplicate configurations"
+    for group, configs in E.model_groups(P).items():
+        assert configs, group
+        assert {c.key() for c in configs} <= set(keys), group
+    # experiment 1: four kinds at every dim; Table 1: five kinds at every probe dim
+    assert {(c.model, c.zdim) for c in E.exp1_models(P)} == {
+        (k, z) for k in E.PAPER_KINDS for z in P.zdims}
+    assert {(c.model, c.zdim) for c in E.table1_models(P)} == {
+        (k, z) for k in E.ALL_KINDS for z in P.probe_dims}
+    # the same configuration objects the profile itself builds (same model cache entries)
+    assert P.config("tps-tvae", 20).key() in keys
+    assert P.config("affine-tvae", 8, optimizer="adam").key() in keys
+    assert P.config("affine-tvae", 20, prior="lowrank", rank=4).key() in keys
+    assert P.config("tps-tvae", 20, prior="lowrank", rank=18).key() in keys
+    for s in P.seeds:
+        assert P.config("tps-tvae", 20, seed=s, tps_start="double").key() in keys
+    rot = [c for c in needed if c.dataset == "rot-mnist"]
+    assert rot and all(c.train_size is None and c.epochs == P.rot_epochs for c in rot)
+    mnist = [c for c in needed if c.dataset == "mnist"]
+    assert all(c.train_size == P.train_size and c.epochs == P.epochs for c in mnist)
+    # the default-optimiser models are all the paper's setting; the Adam ones are labelled
+    assert [c for c in needed if not c.is_paper_setting] == E.modern_models(P)
+    assert all("adam" in E.label(c) for c in E.modern_models(P))
+
+
+def test_needed_models_by_name_and_paper_scale():
+    paper = E.needed_models("paper")
+    assert [c.key() for c in paper] == [c.key() for c in E.needed_models(tvae.resolve("paper"))]
+    assert any(c.zdim == 80 and c.model == "vae" and c.train_size is None and c.epochs == 50 for c in paper)
+    assert len(E.needed_models("smoke")) < len(paper)
+
+
+def test_label_names_what_differs():
+    P = tvae.resolve("smoke")
+    assert E.label(P.config("vae", 20)) == "VAE z20"
+    assert E.label(P.config("tps-tvae", 20, seed=2, tps_start="double")) == \
+        "TPS-TVAE z20 (double start, seed 2)"
+    assert E.label(P.config("affine-tvae", 20, prior="lowrank", rank=2)) == "Affine-TVAE z20 (lowrank r2)"
+
+
+def test_log_mean_exp_is_stable_and_exact():
+    lw = np.array([[1000.0, 1000.0], [-1000.0, -1000.0 + math.log(3)]])
+    out = E.log_mean_exp(lw)
+    assert out[0] == pytest.approx(1000.0)
+    assert out[1] == pytest.approx(-1000.0 + math.log(2.0))
+    small = np.random.default_rng(0).normal(size=(5, 7))
+    np.testing.assert_allclose(E.log_mean_exp(small), np.log(np.exp(small).mean(1)))
+
+
+def test_vae_bce_at_total_interpolates_in_log_size():
+    df = pd.DataFrame({"model": ["vae", "vae", "affine-tvae", "tps-tvae"], "latent_total": [2, 8, 4, 40],
+                       "test_bce": [100.0, 80.0, 70.0, 60.0]})
+    got = E.vae_bce_at_total(df)
+    assert got[0] == 100.0 and got[1] == 80.0
+    assert got[2] == pytest.approx(90.0)  # log 4 is half-way between log 2 and log 8
+    assert math.isnan(got[3])  # outside the VAE's range
+
+
+def test_recon_findings_report_the_table():
+    df = pd.DataFrame({"model": ["vae"] * 3 + ["tps-tvae"] * 3, "dim_z": [2, 20, 40] * 2,
+                       "dim_u": [0] * 3 + [18] * 3, "test_bce": [150.0, 100.0, 104.0, 120.0, 90.0, 95.0]})
+    df["latent_total"] = df.dim_z + df.dim_u
+    text = "\n".join(E.recon_findings(df))
+    assert "lowest at dim z = 20 (100.0 nats)" in text
+    assert "rises again" in text
+    assert "TPS-TVAE -16.3 nats (3 of 3 dims better)" in text  # (-30 - 10 - 9) / 3
+    assert "TPS-TVAE (101.7) < VAE (118.0)" in text
+
+
+def test_table1_findings_verdicts():
+    rows = [dict(input="pca", dim=8, protocol="paper-C", cv_mean=75.5, cv_std=1.0, test=75.0,
+                 paper_cv_mean=75.09, paper_cv_std=1.32, paper_test=75.51, C=1.0, within_2sd=True,
+                 row_kind="paper", label="PCA (8)"),
+            dict(input="vae", dim=8, protocol="paper-C", cv_mean=80.0, cv_std=1.0, test=81.0,
+                 paper_cv_mean=87.70, paper_cv_std=0.93, paper_test=87.99, C=1.0, within_2sd=False,
+                 row_kind="paper", label="VAE (8)")]
+    df = pd.DataFrame(rows)
+    df["diff_cv"] = df.cv_mean - df.paper_cv_mean
+    text = "\n".join(E.table1_findings(df))
+    assert "1 of 2 paper rows reproduce" in text
+    assert "PCA (8) (75.50 vs 75.09)" in text
+    assert "VAE (8) (80.00 vs 87.70, -7.70)" in text
+
+
+# ------------------------------------------------------------ experiments on tiny data ----
+@pytest.fixture
+def tiny(tiny_mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Profile:
+    """A profile on the synthetic 200/50 MNIST, 1 epoch, a private model cache."""
+    monkeypatch.setenv("TVAE_CACHE", str(tmp_path / "cache"))
+    E.forget()
+    yield Profile("tiny", train_size=None, epochs=1, zdims=(2, 4), probe_dims=(8,), test_size=40,
+                  probe_train=180, ll_k=6, ll_n=12, seeds=(0,), rot_epochs=1, device="cpu",
+                  data_dir=str(tiny_mnist_root))
+    E.forget()
+
+
+def test_recon_vs_dim_on_tiny_data(tiny, tmp_path):
+    df = E.recon_vs_dim(tiny, out_dir=tmp_path)
+    assert list(df.columns[:6]) == E.RECON_COLUMNS
+    assert len(df) == len(E.PAPER_KINDS) * 2
+    assert dict(zip(df.model, df.dim_u, strict=True)) == {"vae": 0, "affine-tvae": 6, "tps-tvae": 18,
+                                                          "affine-dtvae": 6}
+    np.testing.assert_allclose(df.test_elbo, -(df.test_bce + df.test_kl_z + df.test_kl_u), rtol=1e-7)
+    assert (df.test_bce > 0).all() and (df.test_kl_z >= 0).all() and (df.test_kl_u == 0).all()
+    assert (df.latent_total == df.dim_z + df.dim_u).all() and (df.n_test == 40).all()
+    back = pd.read_csv(tmp_path / "recon_vs_dim.csv")
+    pd.testing.assert_frame_equal(back[E.RECON_COLUMNS], df[E.RECON_COLUMNS], check_dtype=False)
+    # the numbers are the models' own terms on the first test_size test digits
+    model, _ = E.trained(tiny, tiny.config("vae", 4))
+    terms = ev.elbo_terms(model, tiny.test_x(), seed=0)
+    assert df[(df.model == "vae") & (df.dim_z == 4)].test_bce.item() == pytest.approx(terms["bce"])
+    # the training log of train_all agrees with the cache
+    log: list[str] = []
+    runs = E.train_all(tiny, E.exp1_models(tiny), log=log.append)
+    assert runs.cached.all() and len(log) == len(runs) == 8
+    assert (runs.train_seconds > 0).all() and runs.test_elbo.notna().all()
+
+
+def test_table1_on_tiny_data(tiny, tmp_path):
+    df = E.table1(tiny, kinds=("vae", "affine-tvae"), out_dir=tmp_path)
+    assert list(df.columns[:9]) == E.TABLE1_COLUMNS
+    inputs = ["raw", "pca", "vae", "affine-tvae", "vae+adam", "affine-tvae+adam"]
+    assert sorted(set(df.input)) == sorted(inputs)
+    assert len(df) == 2 * len(inputs)
+    for i in inputs:
+        assert sorted(df[df.input == i].protocol) == sorted(E.PROTOCOLS)
+    for r in df.itertuples():
+        kind = r.input.removesuffix("+adam")
+        assert (r.paper_cv_mean, r.paper_cv_std, r.paper_test) == E.PAPER_TABLE1[(kind, r.dim)]
+        assert r.diff_test == pytest.approx(r.test - r.paper_test)
+        assert 0 <= r.test <= 100 and 0 <= r.cv_mean <= 100 and r.cv_std >= 0
+        assert r.n_train == 180 and r.n_test == 40
+        if r.protocol == "paper-C":
+            assert r.C == ev.paper_c(kind, r.dim)
+        assert math.isnan(r.test_zu) == (kind in ("raw", "pca", "vae"))
+        assert (r.within_2sd is None) == (r.row_kind == "modern")
+    assert df[df.input == "affine-tvae"].query("protocol == 'paper-C'").C.item() == 0.01
+    common = set(df[df.protocol == "common-C"].C)
+    assert len(common) == 1 and common <= set(ev.C_GRID)
+    # the raw row is the probe of the pixels themselves
+    raw = df[(df.input == "raw") & (df.protocol == "paper-C")].iloc[0]
+    d = tiny.data()
+    want = ev.linear_probe(d.x_train[:180].double().numpy(), d.y_train[:180].numpy(),
+                           d.x_test[:40].double().numpy(), d.y_test[:40].numpy(), 1.0)
+    assert raw.test == pytest.approx(want["test"])
+    # codes are the models' posterior means
+    ftr, _, fte, _ = E.probe_features(tiny, E.probe_rows(tiny, kinds=("vae",), modern=False)[2])
+    model, _ = E.trained(tiny, tiny.config("vae", 8))
+    np.testing.assert_allclose(fte, model.encode(d.x_test[:40]).mu_z.double().detach().numpy(), rtol=1e-6)
+    assert ftr.shape == (180, 8)
+    # deterministic: recomputed from scratch (features and probes), the same numbers
+    E.forget()
+    again = E.table1(tiny, kinds=("vae", "affine-tvae"), write=False)
+    pd.testing.assert_frame_equal(again.drop(columns="seconds"), df.drop(columns="seconds"))
+    back = pd.read_csv(tmp_path / "table1.csv")
+    np.testing.assert_allclose(back.test, df.test)
+    view = E.table1_view(df)
+    assert list(view.index[:2]) == ["Raw MNIST (784)", "PCA (8)"]
+
+
+def test_likelihood_on_tiny_data(tiny, tmp_path):
+    cfgs = [tiny.config("vae", 4), tiny.config("affine-tvae", 4, prior="mean-diag")]
+    df = E.likelihood_table(tiny, configs=cfgs, out_dir=tmp_path)
+    assert list(df.columns) == E.LIKELIHOOD_COLUMNS
+    assert (df.k == 6).all() and (df.n == 12).all()
+    for cfg in cfgs:
+        d = E.likelihood_digits(tiny, cfg)
+        assert len(d) == 12
+        assert (d.log_likelihood >= d.elbo - 1e-9).all()  # Jensen, on the same draws
+        w = E.log_weights(tiny, cfg)
+        assert w["lw"].shape == (12, 6)
+        curve = E.likelihood_vs_k(tiny, cfg)
+        assert list(curve.k) == [1, 2, 5, 6]
+        assert curve.log_likelihood.iloc[0] == pytest.approx(w["lw"][:, 0].mean())
+        assert curve.log_likelihood.iloc[-1] == pytest.approx(d.log_likelihood.mean())
+        model, _ = E.trained(tiny, cfg)
+        post = model.encode(tiny.test_x()[:12])
+        np.testing.assert_allclose(d.kl_z, kl_std_normal(post.mu_z, post.logsigma_z).detach().numpy(),
+                                   rtol=1e-5)
+    vae, pose = df.iloc[0], df.iloc[1]
+    assert vae.kl_u == 0 and pose.kl_u > 0  # the Gaussian pose prior integrates u' too
+    assert vae.gap == pytest.approx(vae.log_likelihood - vae.elbo)
+    assert (df.gap >= 0).all()
+    # the importance-sampled estimate is the model's own log_likelihood with the same draws
+    model, _ = E.trained(tiny, cfgs[0])
+    gen = torch.Generator().manual_seed(0)
+    ll = model.log_likelihood(tiny.test_x()[:12], 6, gen).double().numpy()
+    np.testing.assert_allclose(E.likelihood_digits(tiny, cfgs[0]).log_likelihood, ll, rtol=1e-5)
+    assert (tmp_path / "likelihood.csv").is_file()
+    assert "k = 6 importance samples on 12 test digits" in E.likelihood_findings(df)[0]

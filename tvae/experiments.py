@@ -143,9 +143,10 @@ def modern_models(P: Profile) -> list[Config]:
 
 def generation_models(P: Profile) -> list[Config]:
     """Experiment 3 (chapter 07): VAE and Affine-TVAE at dim z 10 and 20; Affine-DTVAE at 2, 10
-    and 20; Affine-TVAE at z 24 (30 latent numbers) against TPS-TVAE at z 12 (30 too)."""
+    and 20 and Affine-TVAE at 2 (the continuous 2-d sweeps); Affine-TVAE at z 24 (30 latent
+    numbers) against TPS-TVAE at z 12 (30 too)."""
     out = [P.config(k, z) for z in (10, 20) for k in ("vae", "affine-tvae")]
-    out += [P.config("affine-dtvae", z) for z in (2, 10, 20)]
+    out += [P.config("affine-dtvae", z) for z in (2, 10, 20)] + [P.config("affine-tvae", 2)]
     out += [P.config("affine-tvae", 24), P.config("tps-tvae", 12)]
     return out
 
@@ -288,9 +289,10 @@ def train_all(P: Profile, configs: Iterable[Config] | None = None, *,
     """Train (or load from the cache) every configuration, in order, logging one line each.
 
     Returns one row per model: ``label``, the config fields that vary (``model``, ``zdim``,
-    ``prior``, ``rank``, ``tps_start``, ``dataset``, ``optimizer``, ``seed``, ``epochs``,
+    ``dim_u``, ``prior``, ``rank``, ``tps_start``, ``dataset``, ``optimizer``, ``seed``, ``epochs``,
     ``train_size``), ``cached`` (it was already trained), ``train_seconds`` (the training
     loops' wall time summed over epochs, from the checkpoint history; evaluation excluded),
+    ``ms_per_batch`` (the same per minibatch, milliseconds),
     ``wall_seconds`` (time spent now, training or loading) and the last epoch's test terms
     ``test_bce``, ``test_kl_z``, ``test_kl_u``, ``test_elbo``.
     """
@@ -307,11 +309,14 @@ def train_all(P: Profile, configs: Iterable[Config] | None = None, *,
         wall = time.perf_counter() - t0
         h = ck["history"]
         last = h[-1] if h else {}
-        row = {"label": label(cfg), "model": cfg.model, "zdim": cfg.zdim, "prior": cfg.prior,
+        row = {"label": label(cfg), "model": cfg.model, "zdim": cfg.zdim, "dim_u": cfg.udim,
+               "prior": cfg.prior,
                "rank": cfg.rank, "tps_start": cfg.tps_start, "dataset": cfg.dataset,
                "optimizer": cfg.optimizer, "seed": cfg.seed, "epochs": cfg.epochs,
                "train_size": len(data.x_train), "cached": cached,
-               "train_seconds": float(sum(r["seconds"] for r in h)), "wall_seconds": wall}
+               "train_seconds": float(sum(r["seconds"] for r in h)), "wall_seconds": wall,
+               "ms_per_batch": 1000 * float(sum(r["seconds"] for r in h))
+               / max(1, len(h) * math.ceil(len(data.x_train) / cfg.batch_size))}
         for k in ("bce", "kl_z", "kl_u", "elbo"):
             row[f"test_{k}"] = last.get(f"test_{k}", float("nan"))
         rows.append(row)
@@ -320,6 +325,23 @@ def train_all(P: Profile, configs: Iterable[Config] | None = None, *,
             log(f"[{i:>2}/{len(configs)}] {row['label']:<44} {how:<20} "
                 f"test ELBO {row['test_elbo']:8.2f} nats  (total {time.perf_counter() - t_all:.0f} s)")
     return pd.DataFrame(rows)
+
+
+def training_findings(histories: dict[str, pd.DataFrame]) -> list[str]:
+    """Markdown sentences on training curves (``{label: history_frame(...)}``): for each model
+    the final test ELBO, its change over the last epoch, and the train-test ELBO gap."""
+    out = []
+    for name, h in histories.items():
+        last = h.iloc[-1]
+        s = f"**{name}**: test ELBO {last.test_elbo:.2f} nats after {int(last.epoch)} epoch(s)"
+        if len(h) > 1:
+            d = last.test_elbo - h.iloc[-2].test_elbo
+            s += f", {_signed(d, 2)} nats over the last epoch"
+            s += " (still improving)" if d > 0 else " (no longer improving)"
+        gap = last.train_elbo - last.test_elbo
+        s += f"; train minus test ELBO {_signed(gap, 2)} nats."
+        out.append(s)
+    return out
 
 
 # --------------------------------------------------------------- experiment 1: dims ----
@@ -743,8 +765,8 @@ def plot_learning_curves(histories: dict[str, pd.DataFrame], terms: tuple[str, .
     for ax, term in zip(axes[0], terms, strict=True):
         for i, (name, h) in enumerate(histories.items()):
             c = (colors or {}).get(name, f"C{i}")
-            ax.plot(h.epoch, h[f"test_{term}"], "-", color=c, label=name)
-            ax.plot(h.epoch, h[f"train_{term}"], "--", color=c, alpha=0.6)
+            ax.plot(h.epoch, h[f"test_{term}"], "o-", ms=3, color=c, label=name)
+            ax.plot(h.epoch, h[f"train_{term}"], "x--", ms=3, color=c, alpha=0.6)
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{term} (nats per digit)")
         ax.set_title({"elbo": "ELBO", "bce": "reconstruction term (BCE)", "kl_z": "KL(q(z|x) || p(z))",
@@ -853,7 +875,8 @@ __all__ = ["PAPER_KINDS", "OUR_KINDS", "ALL_KINDS", "LABELS", "COLORS", "PAPER_T
            "GROUPS", "label", "main_models", "exp1_models", "table1_models", "modern_models",
            "generation_models", "pose_prior_models", "likelihood_models", "local_optima_models",
            "latent2d_models", "explorer_models", "rot_mnist_models", "model_groups", "needed_models",
-           "trained", "data_for", "forget", "history_frame", "train_all", "recon_vs_dim", "recon_findings",
+           "trained", "data_for", "forget", "history_frame", "train_all", "training_findings",
+           "recon_vs_dim", "recon_findings",
            "vae_bce_at_total", "table1", "table1_view", "table1_findings", "probe_rows", "probe_features",
            "common_c", "log_weights", "log_mean_exp", "likelihood_digits", "likelihood_vs_k",
            "likelihood_table", "likelihood_findings", "plot_learning_curves", "plot_recon_vs_dim",

@@ -488,6 +488,7 @@ def code_scatter(codes: Mapping[str, np.ndarray], labels, title: str | None = No
         ax.set_xlabel("$z_1$")
         ax.set_ylabel("$z_2$")
         ax.set_aspect("equal", adjustable="datalim")
+        ax.tick_params(labelsize=7)
     for ax in flat[n:]:
         ax.remove()
     handles = [plt.Line2D([], [], ls="", marker="o", color=DIGIT_COLOURS(d), label=str(d))

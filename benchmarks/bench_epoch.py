@@ -1,0 +1,191 @@
+"""Time one training epoch of each tvae model against a bare VAE loop written inline.
+
+    .venv/bin/python benchmarks/bench_epoch.py [--train-size N] [--repeats R] [--threads T]
+                                               [--zdim Z] [--models M ...] [--profile MODEL]
+
+What is timed
+-------------
+* **package**: ``tvae.train.train(config, data, progress=False)`` with ``epochs=1``. ``train``
+  records in ``history[0]['seconds']`` the wall time of its training loop only (permutation,
+  batch slicing, forward, ``loss.item()``, backward, Adadelta step); that is the *train*
+  column. The per-epoch evaluation that ``train`` then runs (ELBO terms on the training subset
+  and on the 10,000 test digits, plus the mean pose of pose models) is reported separately as
+  *eval* = wall time of the ``train`` call minus *train* (it also holds model construction,
+  a few milliseconds).
+* **bare**: a VAE of the same size written inline below (784-256-256-z encoder with mu and
+  log-sigma heads, z-256-256-784 decoder, the same initialisation family), the same maths
+  (sigmoid, clipping to [1e-6, 1-1e-6], Bernoulli log-likelihood on grey targets, analytic KL,
+  log-sigma floor), Adadelta(lr 1, rho 0.95, eps 1e-6), batch 100 sliced from one permutation
+  of the same data tensor, one ``loss.item()`` per batch. Only its training loop is timed.
+* **bare-logits**: the same loop with ``binary_cross_entropy_with_logits`` (no clipping), the
+  fastest way to write it; for information only.
+
+All variants run in the same process on the same float32 tensor, interleaved repeat by repeat
+(the order rotates each repeat), after one untimed warm-up of each; medians are reported.
+Ratios: package VAE / bare (target <= 1.15) and every model / package VAE (target for
+``tps-tvae``: <= 2). The 1-minute load average is printed with each repeat: the machine is
+shared, and a busy machine inflates everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tvae.config import MODELS, Config  # noqa: E402
+from tvae.data import load_dataset  # noqa: E402
+from tvae.train import train  # noqa: E402
+
+EPS = 1e-6
+
+
+class BareVAE(nn.Module):
+    """The reference: a plain MLP VAE, nothing shared with the package."""
+
+    def __init__(self, zdim: int, hidden: int = 256):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.mu = nn.Linear(hidden, zdim)
+        self.ls = nn.Linear(hidden, zdim)
+        self.dec = nn.Sequential(nn.Linear(zdim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 784))
+
+    def loss(self, x: torch.Tensor, logits_bce: bool) -> torch.Tensor:
+        h = self.enc(x)
+        mu, ls = self.mu(h), torch.relu(self.ls(h) + 6.0) - 6.0
+        z = mu + ls.exp() * torch.randn_like(mu)
+        out = self.dec(z)
+        if logits_bce:
+            bce = F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
+        else:
+            p = torch.sigmoid(out).clamp(EPS, 1 - EPS)
+            bce = -(x * p.log() + (1 - x) * torch.log1p(-p)).sum(-1)
+        kl = 0.5 * (mu.pow(2) + (2 * ls).exp() - 1 - 2 * ls).sum(-1)
+        return (bce + kl).mean()
+
+
+def bare_epoch(x: torch.Tensor, zdim: int, seed: int, logits_bce: bool, batch: int = 100) -> float:
+    """Seconds of one epoch of the bare loop on ``x`` ``(N, 784)`` (model built outside the timer)."""
+    torch.manual_seed(seed)
+    model = BareVAE(zdim)
+    opt = torch.optim.Adadelta(model.parameters(), lr=1.0, rho=0.95, eps=1e-6)
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    perm = torch.randperm(len(x), generator=gen)
+    running = 0.0
+    for i in range(0, len(x), batch):
+        loss = model.loss(x[perm[i:i + batch]], logits_bce)
+        running += loss.item()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    seconds = time.perf_counter() - t0
+    assert running == running, "bare loop produced NaN"
+    return seconds
+
+
+def package_epoch(config: Config, data) -> tuple[float, float]:
+    """``(train-loop seconds, evaluation seconds)`` of ``tvae.train.train`` for one epoch."""
+    t0 = time.perf_counter()
+    res = train(config, data, progress=False)
+    wall = time.perf_counter() - t0
+    loop = res.history[0]["seconds"]
+    return loop, wall - loop
+
+
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
+def profile_model(config: Config, data, rows: int = 25) -> None:
+    """Print torch.profiler's top operators (by self CPU time) for one package epoch."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train(config, data, progress=False)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train-size", type=int, default=10_000, help="training digits per epoch (default 10000)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats of every variant (default 5)")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    p.add_argument("--zdim", type=int, default=20, help="dim z of every model (default 20)")
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="models to time")
+    p.add_argument("--no-logits", action="store_true", help="skip the bare-logits variant")
+    p.add_argument("--profile", choices=MODELS, help="also profile one package epoch of this model")
+    p.add_argument("--data-dir", default=None, help="data root (default $TVAE_DATA, else ./data)")
+    a = p.parse_args(argv)
+
+    os.environ["TVAE_THREADS"] = str(a.threads)  # train() calls configure_threads()
+    torch.set_num_threads(a.threads)
+    data = load_dataset("mnist", a.data_dir, train_size=a.train_size, seed=0)
+    x = data.x_train
+    configs = {m: Config(model=m, zdim=a.zdim, epochs=1, train_size=a.train_size) for m in a.models}
+    if "vae" not in configs:
+        configs = {"vae": Config(model="vae", zdim=a.zdim, epochs=1, train_size=a.train_size), **configs}
+
+    variants: dict[str, object] = {"bare": lambda: (bare_epoch(x, a.zdim, 0, False), 0.0)}
+    if not a.no_logits:
+        variants["bare-logits"] = lambda: (bare_epoch(x, a.zdim, 0, True), 0.0)
+    for m, c in configs.items():
+        variants[m] = (lambda c=c: package_epoch(c, data))
+
+    print(f"# {datetime.datetime.now().isoformat(timespec='minutes')}  {platform.node()}  "
+          f"{platform.processor() or platform.machine()}  cores {os.cpu_count()}  torch {torch.__version__}  "
+          f"threads {torch.get_num_threads()}  train-size {a.train_size}  zdim {a.zdim}  "
+          f"repeats {a.repeats}")
+    for fn in variants.values():  # warm-up (allocator, TPS basis cache, lazy imports)
+        fn()
+    names = list(variants)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    evals: dict[str, list[float]] = {n: [] for n in names}
+    loads: list[float] = []
+    for r in range(a.repeats):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for n in order:
+            t, e = variants[n]()
+            times[n].append(t)
+            evals[n].append(e)
+        loads.append(load1())
+        print(f"repeat {r + 1}: load1 {loads[-1]:.2f}  "
+              + "  ".join(f"{n} {times[n][-1]:.2f}s" for n in names), flush=True)
+
+    med = {n: statistics.median(v) for n, v in times.items()}
+    med_eval = {n: statistics.median(v) for n, v in evals.items()}
+    print(f"\nmedian over {a.repeats} repeats, seconds per epoch of {a.train_size} digits "
+          f"(load1 median {statistics.median(loads):.2f}, min {min(loads):.2f}, max {max(loads):.2f})")
+    print(f"{'variant':<14}{'train s':>9}{'eval s':>9}{'ms/batch':>10}{'x bare':>8}{'x vae':>8}")
+    nb = -(-a.train_size // 100)
+    for n in names:
+        ratio_vae = f"{med[n] / med['vae']:8.2f}" if n in configs else f"{'':>8}"
+        ev = f"{med_eval[n]:9.2f}" if n in configs else f"{'':>9}"
+        print(f"{n:<14}{med[n]:9.2f}{ev}{1000 * med[n] / nb:10.1f}{med[n] / med['bare']:8.2f}{ratio_vae}")
+    ok_vae = med["vae"] / med["bare"] <= 1.15
+    print(f"\ntarget package vae <= 1.15 x bare: {med['vae'] / med['bare']:.3f} "
+          f"{'met' if ok_vae else 'MISSED'}")
+    if "tps-tvae" in med:
+        r = med["tps-tvae"] / med["vae"]
+        print(f"target tps-tvae <= 2 x vae: {r:.3f} {'met' if r <= 2 else 'MISSED'}")
+    if a.profile:
+        print(f"\nprofile of one package epoch of {a.profile}:")
+        profile_model(configs.get(a.profile) or Config(model=a.profile, zdim=a.zdim, epochs=1), data)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -632,6 +632,7 @@ def standalone_page(static_dir: str | Path, title: str = "tvae latent explorer")
     static_dir = Path(static_dir)
     page = static_dir.parent / "index.html"
     page.write_text("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                    "<link rel=\"icon\" href=\"data:,\">"
                     f"<title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n"
                     f"{static_html(static_dir.name)}\n</body></html>\n")
     return page

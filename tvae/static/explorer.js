@@ -363,7 +363,7 @@
       self.buildSliders();
       self.digitSel.innerHTML = "";
       for (var i = 0; i < m.digits.n; i++) {
-        var o = el("option", null, i + (m.digits.labels[i] >= 0 ? " (a " + m.digits.labels[i] + ")" : ""));
+        var o = el("option", null, "#" + i + (m.digits.labels[i] >= 0 ? " (a " + m.digits.labels[i] + ")" : ""));
         o.value = i;
         self.digitSel.appendChild(o);
       }

@@ -345,6 +345,25 @@ def training_findings(histories: dict[str, pd.DataFrame]) -> list[str]:
 
 
 # --------------------------------------------------------------- experiment 1: dims ----
+ACTIVE_NATS = 0.01
+"""A latent dimension is *active* when its mean KL(q || prior) over the test digits exceeds this
+(nats); the others carry (almost) no information about the digit."""
+
+
+@torch.no_grad()
+def kl_per_dim(model: VAE, x: torch.Tensor, batch_size: int = 2000) -> np.ndarray:
+    """Mean over ``x`` ``(N, 784)`` of KL(q(z_j|x) || N(0, 1)) for each dimension j of z:
+    ``(dim z,)`` nats."""
+    model.eval()
+    total = None
+    for i in range(0, len(x), batch_size):
+        post = model.encode(x[i:i + batch_size])
+        kl = 0.5 * (post.mu_z.pow(2) + (2 * post.logsigma_z).exp() - 1 - 2 * post.logsigma_z)
+        kl = kl.double().sum(0)
+        total = kl if total is None else total + kl
+    return (total / len(x)).cpu().numpy()
+
+
 def recon_vs_dim(P: Profile, *, write: bool = True, out_dir: str | Path | None = None) -> pd.DataFrame:
     """Experiment 1: test reconstruction error against the latent size.
 
@@ -352,7 +371,8 @@ def recon_vs_dim(P: Profile, *, write: bool = True, out_dir: str | Path | None =
     profile's test digits (:meth:`Profile.test_x`): ``test_bce`` = mean BCE term of the ELBO
     (one posterior draw, nats per digit), ``test_elbo``; extra columns ``test_kl_z``,
     ``test_kl_u``, ``test_bce_mean`` (BCE of the posterior-mean reconstruction),
-    ``latent_total`` (dim z + dim u), ``n_test``, ``train_size``, ``epochs``, ``label``.
+    ``latent_total`` (dim z + dim u), ``n_test``, ``train_size``, ``epochs``, ``label``,
+    ``active_z`` (dimensions of z whose mean KL exceeds :data:`ACTIVE_NATS`).
     Written to ``<out_dir or P.results_dir()>/recon_vs_dim.csv`` when ``write``.
     """
     x = P.test_x()
@@ -361,12 +381,13 @@ def recon_vs_dim(P: Profile, *, write: bool = True, out_dir: str | Path | None =
         model, _ = trained(P, cfg)
         t = ev.elbo_terms(model, x, seed=cfg.seed)
         r = ev.reconstruction_error(model, x)
+        active = int((kl_per_dim(model, x) > ACTIVE_NATS).sum())
         rows.append({"model": cfg.model, "dim_z": cfg.zdim, "dim_u": cfg.udim, "test_bce": t["bce"],
                      "test_elbo": t["elbo"], "seed": cfg.seed, "test_kl_z": t["kl_z"],
                      "test_kl_u": t["kl_u"], "test_bce_mean": r["bce"],
                      "latent_total": cfg.zdim + cfg.udim, "n_test": len(x),
                      "train_size": len(data_for(P, cfg).x_train), "epochs": cfg.epochs,
-                     "label": LABELS[cfg.model]})
+                     "label": LABELS[cfg.model], "active_z": active})
     df = pd.DataFrame(rows)
     if write:
         df.to_csv(Path(out_dir or P.results_dir()) / "recon_vs_dim.csv", index=False)
@@ -409,7 +430,7 @@ def recon_findings(df: pd.DataFrame) -> list[str]:
             parts.append(f"{LABELS[m]} {_signed(d.mean())} nats ({(d < 0).sum()} of {len(d)} dims better)")
             t = (others.loc[others.model == m, "test_bce"] - same_total[others.model == m]).dropna()
             if len(t):
-                parts_total.append(f"{LABELS[m]} {_signed(t.mean())} nats ({len(t)} points)")
+                parts_total.append(f"{LABELS[m]} {_signed(t.mean())} nats ({_count(len(t), 'point')})")
         out.append("**Against the VAE at the same dim z** (mean difference in test BCE, negative = "
                    "better than the VAE): " + "; ".join(parts) + ".")
         if parts_total:
@@ -423,6 +444,10 @@ def recon_findings(df: pd.DataFrame) -> list[str]:
             f"{LABELS[m]} ({b:.1f})" for m, b in rank.items()) + ". The paper: transformer models "
                    "reconstruct better than the VAE, mostly TPS-TVAE and Affine-DTVAE.")
     return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _signed(x: float, digits: int = 1) -> str:
@@ -876,7 +901,7 @@ __all__ = ["PAPER_KINDS", "OUR_KINDS", "ALL_KINDS", "LABELS", "COLORS", "PAPER_T
            "generation_models", "pose_prior_models", "likelihood_models", "local_optima_models",
            "latent2d_models", "explorer_models", "rot_mnist_models", "model_groups", "needed_models",
            "trained", "data_for", "forget", "history_frame", "train_all", "training_findings",
-           "recon_vs_dim", "recon_findings",
+           "recon_vs_dim", "recon_findings", "kl_per_dim",
            "vae_bce_at_total", "table1", "table1_view", "table1_findings", "probe_rows", "probe_features",
            "common_c", "log_weights", "log_mean_exp", "likelihood_digits", "likelihood_vs_k",
            "likelihood_table", "likelihood_findings", "plot_learning_curves", "plot_recon_vs_dim",

@@ -666,6 +666,55 @@ def table1_findings(df: pd.DataFrame) -> list[str]:
     return out
 
 
+def modern_comparison(P: Profile, table: pd.DataFrame) -> pd.DataFrame:
+    """The 'modern option' of chapter 08: for each kind of :data:`MODERN_KINDS` at dim z
+    :data:`MODERN_DIM`, the paper's Adadelta run and the Adam run side by side. ``table``: the
+    output of :func:`table1` (with its modern rows).
+
+    Columns: ``model`` (display name), ``optimizer``, ``test_elbo``, ``test_bce``, ``test_kl_z``
+    (last epoch, nats per digit), ``active_z`` (see :data:`ACTIVE_NATS`, on the profile's test
+    digits), ``test_paper_c``, ``c_paper``, ``test_common_c``, ``c_common``, ``test_zu`` (paper C,
+    z and u), ``paper_test`` (the paper's test accuracy, Adadelta), accuracies in %."""
+    rows = []
+    for kind in MODERN_KINDS:
+        for cfg in (P.config(kind, MODERN_DIM), P.config(kind, MODERN_DIM, optimizer="adam")):
+            model, ck = trained(P, cfg)
+            last = ck["history"][-1] if ck["history"] else {}
+            name = kind + ("+adam" if cfg.optimizer == "adam" else "")
+            probe = table[(table.input == name) & (table.dim == MODERN_DIM)].set_index("protocol")
+            rows.append({"model": LABELS[kind], "optimizer": cfg.optimizer,
+                         "test_elbo": last.get("test_elbo", math.nan),
+                         "test_bce": last.get("test_bce", math.nan),
+                         "test_kl_z": last.get("test_kl_z", math.nan),
+                         "active_z": int((kl_per_dim(model, P.test_x()) > ACTIVE_NATS).sum()),
+                         "test_paper_c": probe.loc["paper-C", "test"], "c_paper": probe.loc["paper-C", "C"],
+                         "test_common_c": probe.loc["common-C", "test"],
+                         "c_common": probe.loc["common-C", "C"],
+                         "test_zu": probe.loc["paper-C", "test_zu"],
+                         "paper_test": PAPER_TABLE1[(kind, MODERN_DIM)][2]})
+    return pd.DataFrame(rows)
+
+
+def modern_findings(df: pd.DataFrame) -> list[str]:
+    """Markdown sentences comparing the Adadelta and Adam runs of :func:`modern_comparison`."""
+    out = []
+    for name, g in df.groupby("model", sort=False):
+        a = g[g.optimizer == "adadelta"].iloc[0]
+        b = g[g.optimizer == "adam"].iloc[0]
+        s = (f"**{name} ({MODERN_DIM})**: with Adam the test ELBO is {b.test_elbo:.1f} nats against "
+             f"{a.test_elbo:.1f} with Adadelta ({_signed(b.test_elbo - a.test_elbo)}); the code carries "
+             f"{b.test_kl_z:.1f} nats against {a.test_kl_z:.1f}, in {b.active_z} active dimensions against "
+             f"{a.active_z}. The probe's test accuracy goes from {a.test_paper_c:.2f}% (Adadelta) to "
+             f"{b.test_paper_c:.2f}% (Adam) with the paper's C = {a.c_paper:g}, and from "
+             f"{a.test_common_c:.2f}% to {b.test_common_c:.2f}% with the common C = {a.c_common:g}; "
+             f"the paper reports {a.paper_test:.2f}%.")
+        if not math.isnan(a.test_zu):
+            s += (f" With the pose appended (z+u, paper's C): {a.test_zu:.2f}% (Adadelta), "
+                  f"{b.test_zu:.2f}% (Adam).")
+        out.append(s)
+    return out
+
+
 # ------------------------------------------------------ experiment 6: log-likelihood ----
 _LOGW: dict = {}
 
@@ -902,7 +951,8 @@ __all__ = ["PAPER_KINDS", "OUR_KINDS", "ALL_KINDS", "LABELS", "COLORS", "PAPER_T
            "latent2d_models", "explorer_models", "rot_mnist_models", "model_groups", "needed_models",
            "trained", "data_for", "forget", "history_frame", "train_all", "training_findings",
            "recon_vs_dim", "recon_findings", "kl_per_dim",
-           "vae_bce_at_total", "table1", "table1_view", "table1_findings", "probe_rows", "probe_features",
+           "vae_bce_at_total", "table1", "table1_view", "table1_findings",
+           "modern_comparison", "modern_findings", "probe_rows", "probe_features",
            "common_c", "log_weights", "log_mean_exp", "likelihood_digits", "likelihood_vs_k",
            "likelihood_table", "likelihood_findings", "plot_learning_curves", "plot_recon_vs_dim",
            "plot_table1", "plot_gap_vs_kl", "plot_ll_vs_k", "read_result"]

@@ -257,3 +257,22 @@ def test_decode_pair_matches_decode(trained):
             y, x = E.decode_pair(em.model, post.mu_z, post.u if em.model.has_pose else None)
             assert torch.allclose(x, em.model.decode(post.mu_z, post.u if em.model.has_pose else None))
             assert torch.allclose(y, em.model.decode_upright(post.mu_z))
+
+
+def test_image_geometry_measures_slant_shift_and_size():
+    img = np.zeros((28, 28))
+    for r in range(6, 22):                       # a stroke leaning right at the top: "/"
+        img[r, 14 + (14 - r) // 2] = 1.0
+    g = E.image_geometry(img)
+    assert g["slant"] > 20 and abs(g["cx"] - 14) < 1 and abs(g["cy"] - 13.5) < 0.01
+    mirrored = E.image_geometry(img[:, ::-1])
+    assert mirrored["slant"] == pytest.approx(-g["slant"], abs=1e-9)
+    upright = np.zeros((28, 28))
+    upright[6:22, 14] = 1.0
+    assert E.image_geometry(upright)["slant"] == pytest.approx(0.0, abs=1e-9)
+    shifted = np.roll(upright, 3, axis=1)
+    row = np.stack([upright, shifted])[None]                # one traversal row of two images
+    geo = E.traversal_geometry(row)[0]
+    assert geo["shift"] == pytest.approx(3.0) and geo["slant_range"] == pytest.approx(0.0, abs=1e-9)
+    assert geo["size_range"] == pytest.approx(0.0, abs=1e-9)
+    assert geo["change"] == pytest.approx(2 * 16 / 784)

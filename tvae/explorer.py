@@ -346,6 +346,42 @@ def pose_row_labels(spec: PoseSpec) -> list[str]:
     return out
 
 
+def image_geometry(img: np.ndarray) -> dict[str, float]:
+    """Ink geometry of a grey image ``(28, 28)`` or ``(784,)``: centroid ``cx``, ``cy`` (pixels,
+    x right, y down), ``slant`` (degrees; ``atan(mu11 / mu02)`` of the second central moments,
+    the lean of the digit's vertical axis, positive when its top leans right) and ``size``
+    (root mean square radius of the ink, pixels)."""
+    a = np.asarray(img, dtype=np.float64).reshape(H, W)
+    mass = a.sum()
+    if mass <= 0:
+        return {"cx": np.nan, "cy": np.nan, "slant": np.nan, "size": 0.0}
+    yy, xx = np.mgrid[0:H, 0:W]
+    cx, cy = (a * xx).sum() / mass, (a * yy).sum() / mass
+    mu02 = (a * (yy - cy) ** 2).sum() / mass
+    mu20 = (a * (xx - cx) ** 2).sum() / mass
+    mu11 = (a * (xx - cx) * (yy - cy)).sum() / mass
+    return {"cx": cx, "cy": cy, "slant": float(np.degrees(np.arctan2(-mu11, mu02))),
+            "size": float(np.sqrt(mu20 + mu02))}
+
+
+def traversal_geometry(grid: np.ndarray) -> list[dict[str, float]]:
+    """For each row of a traversal grid ``(k, n, 28, 28)``: how far the sweep moves the ink.
+    ``slant_range`` (degrees) and ``size_range`` (pixels): max minus min over the row;
+    ``shift``: distance (pixels) between the extreme centroids of the row, the largest over pairs;
+    ``change``: mean absolute grey-level difference between the row's two ends."""
+    out = []
+    for row in grid:
+        g = [image_geometry(im) for im in row]
+        c = np.array([[q["cx"], q["cy"]] for q in g])
+        d = np.sqrt(((c[:, None] - c[None]) ** 2).sum(-1))
+        sl = np.array([q["slant"] for q in g])
+        sz = np.array([q["size"] for q in g])
+        out.append({"slant_range": float(np.nanmax(sl) - np.nanmin(sl)),
+                    "size_range": float(sz.max() - sz.min()), "shift": float(np.nanmax(d)),
+                    "change": float(np.abs(row[-1] - row[0]).mean())})
+    return out
+
+
 def plot_traversals(em: ExplorerModel, values: np.ndarray | None = None):
     """Figure with the ``z`` traversal grid (left) and the pose traversal grid (right; absent
     for the VAE) of :func:`z_traversal` / :func:`pose_traversal`. Returns the figure."""
@@ -670,6 +706,7 @@ class Explorer:
         self.rng = np.random.default_rng(seed)
         self.times_ms: list[float] = []
         self._hold = False
+        self._sliders: list = []
         self.residual = np.zeros(0)
         side = f"{H * scale}px"
         self.dropdown = w.Dropdown(options=[(em.label, k) for k, em in models.items()],
@@ -729,6 +766,9 @@ class Explorer:
                 description=spec.names[i] + unit, style=style, layout=lay, readout_format=".2f"))
         for s in self.z_sliders + self.pose_sliders:
             s.observe(self._on_slider, names="value")
+        for old in self._sliders:                    # the previous model's sliders
+            old.close()
+        self._sliders = self.z_sliders + self.pose_sliders
         self.z_box.children = self.z_sliders
         self.pose_box.children = self.pose_sliders or [w.HTML("(the VAE has no pose)")]
         self.residual = np.zeros(len(spec.u_mean))
@@ -855,4 +895,4 @@ __all__ = ["ExplorerModel", "PoseSpec", "Explorer", "show", "prepare", "pose_spe
            "z_traversal", "pose_traversal", "plot_traversals", "export_model", "export_arrays",
            "numpy_decode", "model_js", "read_model_js", "write_static", "static_html",
            "standalone_page", "affine_params_from_matrix", "matrix_from_affine_params", "png_bytes",
-           "summary_table"]
+           "summary_table", "image_geometry", "traversal_geometry"]

@@ -55,3 +55,32 @@ def tiny_mnist_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         tvae.data.write_idx(raw / images_file, x)
         tvae.data.write_idx(raw / labels_file, y)
     return tmp_path
+
+
+# ------------------------------------------------- engine tests (models, training) ----
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread_in_training() -> None:
+    """``tvae.train.train`` sets torch's thread count from ``$TVAE_THREADS`` (else the core
+    count); pin it to 1 for the tests, and for the subprocesses they start, so that runs are
+    bitwise comparable and the shared cores are not oversubscribed."""
+    os.environ.setdefault("TVAE_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def mnist300(mnist_root: Path):
+    """Real MNIST: a seeded class-stratified subset of 300 training digits, the full test split."""
+    from tvae.data import load_dataset
+
+    return load_dataset("mnist", mnist_root, train_size=300, seed=0)
+
+
+@pytest.fixture(scope="session")
+def mnist300_short(mnist300):
+    """:func:`mnist300` with its test split cut to the first 500 digits (fast per-epoch
+    evaluation); its ``identity`` is suffixed ``-t500`` so checkpoints and cache entries tell
+    it apart from the full data."""
+    import dataclasses
+
+    return dataclasses.replace(mnist300, x_test=mnist300.x_test[:500], y_test=mnist300.y_test[:500],
+                               identity=mnist300.identity + "-t500")

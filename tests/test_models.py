@@ -1,0 +1,312 @@
+"""Tests of :mod:`tvae.priors` and :mod:`tvae.models`: the KL and Gaussian densities, every
+model kind under every pose prior that applies (construction, identity start, per-sample
+terms, importance-sampled log-likelihood), overfitting real digits, the bounded flat pose
+head and the continuous-Bernoulli normaliser."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tvae import Config, build_model
+from tvae.models import DTVAE, TVAE, VAE, log_bernoulli, log_cb_normaliser
+from tvae.priors import FlatPose, GaussianPose, kl_std_normal, log_normal
+from tvae.warps import control_grid
+
+KINDS = ("vae", "affine-tvae", "tps-tvae", "affine-dtvae", "tps-dtvae")
+
+
+def combos() -> list[tuple[str, str, int | None]]:
+    """Every (model, prior, rank) that applies: the flat prior for all five kinds, and for the
+    pose models identity-diag, mean-diag, reparam5-diag (affine only) and lowrank (a valid rank)."""
+    out: list[tuple[str, str, int | None]] = [("vae", "flat", None)]
+    for kind in KINDS[1:]:
+        affine = kind.startswith("affine")
+        out += [(kind, "flat", None), (kind, "identity-diag", None), (kind, "mean-diag", None)]
+        if affine:
+            out.append((kind, "reparam5-diag", None))
+        out.append((kind, "lowrank", 2 if affine else 3))
+    return out
+
+
+COMBOS = combos()
+IDS = [f"{m}-{p}" for m, p, _ in COMBOS]
+
+
+def tiny_config(model: str, prior: str = "flat", rank: int | None = None, **kw) -> Config:
+    return Config(model=model, prior=prior, rank=rank, zdim=4, hidden=(32, 32), loc_hidden=(16,), **kw)
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def digits64(mnist300) -> torch.Tensor:
+    """64 real MNIST training digits ``(64, 784)``."""
+    return mnist300.x_train[:64].clone()
+
+
+# ---------------------------------------------------------------------- priors ----
+def test_kl_std_normal_agrees_with_monte_carlo():
+    g = gen(0)
+    mu = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    logsigma = torch.randn(3, 5, generator=g, dtype=torch.float64) * 0.5
+    analytic = kl_std_normal(mu, logsigma)
+    assert analytic.shape == (3,)
+    q = torch.distributions.Normal(mu, logsigma.exp())
+    p = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    n = 200_000
+    z = mu + logsigma.exp() * torch.randn(n, 3, 5, generator=g, dtype=torch.float64)
+    est = (q.log_prob(z) - p.log_prob(z)).sum(-1)                     # (n, 3)
+    mean, se = est.mean(0), est.std(0) / math.sqrt(n)
+    assert ((mean - analytic).abs() < 4 * se).all(), (mean, analytic, se)
+    # and it is torch's closed form
+    ref = torch.distributions.kl_divergence(q, p).sum(-1)
+    assert torch.allclose(analytic, ref, atol=1e-12)
+    assert kl_std_normal(torch.zeros(2, 3), torch.zeros(2, 3)).abs().max().item() == 0.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_log_normal_matches_torch_distributions(dtype):
+    g = gen(1)
+    x = torch.randn(4, 7, 3, generator=g, dtype=torch.float64).to(dtype)
+    mu = torch.randn(4, 7, 3, generator=g, dtype=torch.float64).to(dtype)
+    logsigma = (torch.randn(4, 7, 3, generator=g, dtype=torch.float64) * 0.7).to(dtype)
+    ours = log_normal(x, mu, logsigma)
+    ref = torch.distributions.Normal(mu, logsigma.exp()).log_prob(x).sum(-1)
+    assert ours.shape == (4, 7) and ours.dtype == dtype
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    assert torch.allclose(ours, ref, atol=tol, rtol=0)
+
+
+# ----------------------------------------------------------------- construction ----
+@pytest.mark.parametrize("model,prior,rank", COMBOS, ids=IDS)
+def test_builds_starts_at_identity_and_gives_finite_terms(model, prior, rank, digits64):
+    torch.manual_seed(0)
+    cfg = tiny_config(model, prior, rank)
+    m = build_model(cfg)
+    expected_cls = {"vae": VAE, "affine-tvae": TVAE, "tps-tvae": TVAE,
+                    "affine-dtvae": DTVAE, "tps-dtvae": DTVAE}[model]
+    assert type(m) is expected_cls
+    x = digits64[:16]
+    post = m.encode(x)
+    assert post.mu_z.shape == (16, 4) and post.logsigma_z.shape == (16, 4)
+    z = torch.randn(16, 4, generator=gen(2))
+    if model == "vae":
+        assert post.u.shape == (16, 0) and post.logsigma_u is None
+        assert torch.equal(m.decode(z), m.decode_upright(z))
+    else:
+        ident = m.warp.identity().expand(16, -1)
+        assert post.u.shape == (16, cfg.udim)
+        # the pose head starts at the identity warp, and so does the training-set mean pose
+        assert (post.u - ident).abs().max().item() < 1e-6
+        assert (m.u_mean - m.warp.identity()).abs().max().item() < 1e-6
+        assert (m.decode(z, ident) - m.decode_upright(z)).abs().max().item() < 1e-5
+        assert (m.decode(z, post.u) - m.decode_upright(z)).abs().max().item() < 1e-5
+        if isinstance(m, DTVAE):
+            assert (post.y - x).abs().max().item() < 1e-5                   # y = T_u(x) = x
+        assert isinstance(m.pose, FlatPose if prior == "flat" else GaussianPose)
+        if prior == "lowrank":
+            assert post.mu_u.shape == (16, rank) and m.pose.w.shape == (cfg.udim, rank)
+        if prior == "reparam5-diag":
+            assert post.mu_u.shape == (16, 5)
+    t = m.terms(x, gen(3))
+    assert set(t) == {"bce", "kl_z", "kl_u", "elbo"}
+    for k, v in t.items():
+        assert v.shape == (16,), k
+        assert torch.isfinite(v).all(), k
+    assert torch.allclose(t["elbo"], -(t["bce"] + t["kl_z"] + t["kl_u"]))
+    assert (t["bce"] > 0).all() and (t["kl_z"] >= 0).all()
+    if prior == "flat":
+        assert torch.equal(t["kl_u"], torch.zeros(16))
+    else:
+        assert (t["kl_u"] > 0).all()          # random log-sigma head: q(u'|x) != N(0, I)
+    loss = m.loss(x, gen(3))
+    assert loss.shape == () and torch.isclose(loss, -t["elbo"].mean())
+    samples = m.sample(5, gen(4))
+    assert samples.shape == (5, 784) and ((samples > 0) & (samples < 1)).all()
+
+
+@pytest.mark.parametrize("model", ["vae", "affine-tvae", "tps-dtvae"])
+def test_bce_is_bernoulli_cross_entropy_of_the_sampled_reconstruction(model, digits64):
+    torch.manual_seed(0)
+    m = build_model(tiny_config(model))
+    x = digits64[:8]
+    t = m.terms(x, gen(5))
+    post = m.encode(x)
+    z = post.mu_z + post.logsigma_z.exp() * torch.randn(post.mu_z.shape, generator=gen(5))
+    rec = m.decode(z, post.u)
+    ref = F.binary_cross_entropy(rec, x, reduction="none").sum(-1)
+    assert torch.allclose(t["bce"], ref, rtol=1e-5, atol=1e-3)
+    ref_kl = torch.distributions.kl_divergence(
+        torch.distributions.Normal(post.mu_z, post.logsigma_z.exp()),
+        torch.distributions.Normal(0.0, 1.0)).sum(-1)
+    assert torch.allclose(t["kl_z"], ref_kl, rtol=1e-5, atol=1e-5)
+
+
+def test_log_bernoulli_clips_and_uses_grey_targets():
+    x = torch.tensor([[0.0, 1.0, 0.3]])
+    p = torch.tensor([[0.0, 1.0, 0.6]])
+    expected = math.log(1 - 1e-6) * 2 + 0.3 * math.log(0.6) + 0.7 * math.log(0.4)
+    assert log_bernoulli(x, p).item() == pytest.approx(expected, rel=1e-5)
+
+
+# --------------------------------------------------------- importance sampling ----
+def briefly_trained(model: str, prior: str, rank: int | None, x: torch.Tensor, steps: int = 30) -> VAE:
+    torch.manual_seed(0)
+    m = build_model(tiny_config(model, prior, rank))
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    g = gen(6)
+    for _ in range(steps):
+        loss = m.loss(x, g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return m.eval()
+
+
+@pytest.mark.parametrize("model,prior,rank", COMBOS, ids=IDS)
+def test_log_likelihood_bounds_elbo_and_grows_with_k(model, prior, rank, digits64):
+    x = digits64
+    m = briefly_trained(model, prior, rank, x)
+    with torch.no_grad():
+        elbo_draws = torch.stack([m.terms(x, gen(100 + i))["elbo"] for i in range(10)])  # (10, B)
+        elbo = elbo_draws.mean().item()
+        ll = {k: m.log_likelihood(x, k, gen(7)) for k in (1, 10, 100)}
+    for k, v in ll.items():
+        assert v.shape == (64,) and torch.isfinite(v).all(), k
+    means = {k: v.mean().item() for k, v in ll.items()}
+    assert means[1] < means[10] < means[100], means
+    assert means[100] > elbo, (means, elbo)
+    # k = 1 is the one-sample ELBO (with a Monte Carlo KL) in expectation: with paired
+    # generators the two estimators see the same draws, so only the KL estimator differs
+    with torch.no_grad():
+        diffs = torch.stack([m.log_likelihood(x, 1, gen(200 + i)) - m.terms(x, gen(200 + i))["elbo"]
+                             for i in range(10)]).flatten()
+    se = diffs.std().item() / math.sqrt(diffs.numel())
+    assert abs(diffs.mean().item()) < 4 * se + 1e-4, (diffs.mean().item(), se)
+
+
+def test_log_likelihood_rejects_k_below_one(digits64):
+    m = build_model(tiny_config("vae"))
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        m.log_likelihood(digits64[:2], 0)
+
+
+def test_log_likelihood_is_a_stable_log_mean_exp(digits64):
+    """Huge log-weights (a tiny posterior sigma far from the prior) must not overflow."""
+    torch.manual_seed(0)
+    m = build_model(tiny_config("vae"))
+    with torch.no_grad():
+        m.mu_z.bias.fill_(30.0)                   # log p(z) ~ -1800 nats: exp underflows in float32
+        ll = m.log_likelihood(digits64[:4], 10, gen(8))
+        lw = m.log_weights(digits64[:4], 10, gen(8)).double()
+    assert torch.isfinite(ll).all()
+    ref = lw.max(1).values + (lw - lw.max(1, keepdim=True).values).exp().mean(1).log()
+    assert torch.allclose(ll.double(), ref, atol=1e-3)
+
+
+# ----------------------------------------------------------------- overfitting ----
+OVERFIT_STEPS = 80
+
+
+@pytest.mark.parametrize("model", KINDS)
+def test_overfits_a_batch_of_64_digits(model, digits64):
+    """Adam at lr 1e-3 on 64 real digits (the paper's layer sizes): the BCE falls below 60% of
+    its start, and below the BCE of the batch's mean image (the best reconstruction that
+    ignores the code), so the model reconstructs individual digits."""
+    x = digits64
+    torch.manual_seed(0)
+    m = build_model(Config(model=model, zdim=8))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    with torch.no_grad():
+        start = m.terms(x, gen(9))["bce"].mean().item()
+    g = gen(10)
+    for _ in range(OVERFIT_STEPS):
+        loss = m.loss(x, g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        end = m.terms(x, gen(9))["bce"].mean().item()
+    mean_image = -log_bernoulli(x, x.mean(0).expand_as(x)).mean().item()
+    assert end < 0.6 * start, (start, end)
+    assert end < mean_image, (end, mean_image)
+
+
+# ------------------------------------------------------------------ pose heads ----
+@pytest.mark.parametrize("model,start", [("tps-tvae", "identity"), ("tps-dtvae", "identity"),
+                                         ("tps-tvae", "double"), ("tps-dtvae", "double"),
+                                         ("affine-tvae", "identity"), ("affine-dtvae", "identity")])
+def test_flat_pose_head_is_bounded(model, start, digits64):
+    """Huge random head weights saturate the tanh: every control point (or matrix entry)
+    stays within 1 of its starting value, so the grid cannot fold further than that, and the
+    model still decodes finite images (for the DTVAE this needs the *inverse* TPS of a folded,
+    possibly degenerate set of points: see ``patches/tps-inverse-regularised.diff``)."""
+    m = build_model(tiny_config(model, tps_start=start))
+    base = m.warp.identity() * (2 if start == "double" else 1)
+    with torch.no_grad():
+        m.pose.linear.weight.copy_(torch.randn(m.pose.linear.weight.shape, generator=gen(11)) * 1e4)
+        m.pose.linear.bias.copy_(torch.randn(m.pose.linear.bias.shape, generator=gen(12)) * 1e4)
+        x = torch.rand(32, 784, generator=gen(13))
+        u = m.encode(torch.cat([x, digits64[:32]])).u
+    dev = (u - base).abs()
+    assert torch.isfinite(u).all()
+    assert dev.max().item() <= 1.0
+    assert dev.max().item() > 0.99                 # it did saturate: the bound is what holds it
+    if model.startswith("tps"):
+        pts = u.reshape(len(u), -1, 2)
+        assert ((pts - base.reshape(-1, 2)).abs() <= 1).all()
+    rec = m.decode(torch.zeros(len(u), 4), u)
+    assert torch.isfinite(rec).all() and ((rec >= 0) & (rec <= 1)).all()
+
+
+def test_tps_double_start_is_twice_the_grid():
+    m = build_model(tiny_config("tps-tvae", tps_start="double"))
+    u = m.encode(torch.rand(3, 784, generator=gen(14))).u
+    assert torch.allclose(u, 2 * control_grid(3).reshape(1, -1).expand(3, -1))
+
+
+def test_gaussian_pose_prior_parameters():
+    """``identity-diag`` keeps ``b`` fixed (a buffer); the others learn it; the prior covariance
+    is ``W W^T``."""
+    idd = build_model(tiny_config("affine-tvae", "identity-diag")).pose
+    md = build_model(tiny_config("affine-tvae", "mean-diag")).pose
+    lr = build_model(tiny_config("tps-tvae", "lowrank", 3)).pose
+    assert "b" not in dict(idd.named_parameters()) and "b" in dict(md.named_parameters())
+    assert torch.allclose(idd.covariance(), torch.diag(idd.w.detach() ** 2))
+    cov = lr.covariance().detach()
+    w = lr.w.detach()
+    assert cov.shape == (18, 18) and w.shape == (18, 3)
+    assert torch.allclose(cov, w @ w.T) and torch.linalg.matrix_rank(w.double()).item() == 3
+
+
+# ------------------------------------------------------- continuous Bernoulli ----
+@pytest.mark.parametrize("p", [0.01, 0.2, 0.45, 0.495, 0.5, 0.5049, 0.51, 0.7, 0.93, 0.999])
+def test_continuous_bernoulli_normaliser_matches_numerical_integral(p):
+    """``C(p) = 1 / int_0^1 p^x (1-p)^(1-x) dx``; composite Simpson on 20,001 points."""
+    n = 20_001
+    xs = torch.linspace(0, 1, n, dtype=torch.float64)
+    f = p ** xs * (1 - p) ** (1 - xs)
+    w = torch.ones(n, dtype=torch.float64)
+    w[1:-1:2], w[2:-1:2] = 4, 2
+    integral = (w * f).sum().item() / (3 * (n - 1))
+    ours64 = log_cb_normaliser(torch.tensor(p, dtype=torch.float64)).item()
+    ours32 = log_cb_normaliser(torch.tensor(p, dtype=torch.float32)).item()
+    assert ours64 == pytest.approx(-math.log(integral), abs=1e-8)
+    assert ours32 == pytest.approx(-math.log(integral), abs=1e-5)
+
+
+def test_continuous_bernoulli_model_terms_are_finite(digits64):
+    m = build_model(tiny_config("affine-tvae", likelihood="continuous-bernoulli"))
+    t = m.terms(digits64[:8], gen(15))
+    assert all(torch.isfinite(v).all() for v in t.values())
+    ref = build_model(tiny_config("affine-tvae"))
+    ref.load_state_dict(m.state_dict())
+    t_b = ref.terms(digits64[:8], gen(15))
+    # the CB log-density adds log C(p) >= log 2 per pixel to the Bernoulli log-likelihood
+    assert (t_b["bce"] - t["bce"] >= 784 * math.log(2) - 1e-2).all()

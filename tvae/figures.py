@@ -238,6 +238,7 @@ def warp_demo(image, kind: str, params: Sequence, labels: Sequence[str], lines: 
     img = as_images(image)[:1]
     n = len(params)
     fig, axes = _figure(1.9 * n, 4.1 + (0.3 if title else 0), 2, n)
+    extent = []
     for j, (u, label) in enumerate(zip(params, labels, strict=True)):
         f = warp_map(kind, u)
         out = apply_warp(kind, img, u)[0]
@@ -253,7 +254,8 @@ def warp_demo(image, kind: str, params: Sequence, labels: Sequence[str], lines: 
             grid = to_pixels(control_grid(s, dtype=torch.float64).numpy())
             bottom.scatter(grid[:, 0], grid[:, 1], s=14, c="red", zorder=3)
             drawn = np.concatenate([drawn, pts])
-        _fit_limits((top, bottom), drawn)
+        extent.append(drawn)
+    _fit_limits(axes.ravel(), np.concatenate(extent))   # one scale for every panel
     axes[0, 0].set_ylabel("input x", fontsize=9)
     axes[1, 0].set_ylabel("output", fontsize=9)
     if title:

@@ -12,6 +12,7 @@ for fixed ``(z, u)`` vectors with non-identity poses, the JavaScript pose map mu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -43,6 +44,10 @@ def site(mnist_root, tmp_path_factory):
     from tvae.data import load_dataset
 
     data = load_dataset("mnist", mnist_root, train_size=SMOKE["train_size"], seed=0)
+    # The first 500 test digits only (the trainer evaluates the whole test set every epoch);
+    # a distinct identity keeps these cache entries apart from full-test-set ones.
+    data = dataclasses.replace(data, x_test=data.x_test[:500], y_test=data.y_test[:500],
+                               identity=data.identity + "-test500")
     cache = tmp_path_factory.getbasetemp() / "explorer-cache"   # shared with test_explorer.py
     models = {}
     for kind in MODELS:
@@ -116,6 +121,17 @@ def _test_vectors(em: E.ExplorerModel, x0: torch.Tensor) -> list[tuple[np.ndarra
     return [(z, u) for z in zs for u in us]
 
 
+_CANVAS_PIXELS = """(i) => {
+  const c = document.querySelectorAll('.tvae-explorer canvas')[i], k = c.width / 28, out = [];
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  for (let r = 0; r < 28; r++) for (let q = 0; q < 28; q++) {
+    out.push(d[4 * ((r * k + (k >> 1)) * c.width + q * k + (k >> 1))]);
+  }
+  return out;
+}"""
+"""The 28 x 28 grey levels (0-255) drawn in canvas ``i``, read at the centre of each cell."""
+
+
 def _canvas(page, index: int) -> str:
     return page.evaluate("(i) => document.querySelectorAll('.tvae-explorer canvas')[i].toDataURL()", index)
 
@@ -163,14 +179,25 @@ def test_explorer_in_chromium(site, browser, http_url, mode, tmp_path):
             assert _canvas(page, 2) != before_x, f"{name}: the first pose slider did not move x'"
             assert _canvas(page, 1) == before_y, f"{name}: a pose slider changed the upright y'"
 
-        # Buttons: a test digit appears in the input canvas and sets z; reset clears both.
+        # Buttons: a test digit appears in the input canvas and sets z and u; the canvas then
+        # shows PyTorch's decoding of that digit's (z clipped to the sliders, u) up to the
+        # canvas's 8-bit rounding; reset clears both.
         blank_input = _canvas(page, 0)
+        page.select_option(".tvx-digit", "3")
         page.get_by_role("button", name="encode this test digit").click()
         assert _canvas(page, 0) != blank_input
         z_js = page.evaluate("Array.from(window.tvaeExplorer.instances[0].z)")
         with torch.no_grad():
-            mu = em.model.encode(data.x_test[:1]).mu_z[0].double().numpy()
-        assert np.allclose(z_js, np.clip(mu, -3, 3), atol=1e-6)
+            post = em.model.encode(data.x_test[3:4])
+            z_ref = post.mu_z.clamp(-3, 3)
+            x_ref = em.model.decode(z_ref, post.u if em.pose.size else None)[0].double().numpy()
+        assert np.allclose(z_js, z_ref[0].double().numpy(), atol=1e-6)
+        shown = np.array(page.evaluate(_CANVAS_PIXELS, 2)) / 255
+        assert np.abs(shown - x_ref).max() < 1.5 / 255, f"{name}: encoded digit drawn wrongly"
+        if em.pose.size:
+            before_y, before_x = _canvas(page, 1), _canvas(page, 2)
+            page.get_by_role("button", name="random pose").click()
+            assert _canvas(page, 2) != before_x and _canvas(page, 1) == before_y
         page.get_by_role("button", name="reset").click()
         assert _canvas(page, 0) == blank_input
         assert page.evaluate("Array.from(window.tvaeExplorer.instances[0].z)") == [0.0] * em.zdim

@@ -232,3 +232,32 @@ def test_likelihood_on_tiny_data(tiny, tmp_path):
     np.testing.assert_allclose(E.likelihood_digits(tiny, cfgs[0]).log_likelihood, ll, rtol=1e-5)
     assert (tmp_path / "likelihood.csv").is_file()
     assert "k = 6 importance samples on 12 test digits" in E.likelihood_findings(df)[0]
+
+
+def test_verdicts_follow_their_rules():
+    # experiment 1: VAE best at 20 of (2, 10, 20, 40) and rising after; transformers better at same size
+    rows = []
+    for m, du, bces in (("vae", 0, [150, 120, 100, 104]), ("affine-tvae", 6, [120, 105, 97, 96]),
+                        ("tps-tvae", 18, [95, 92, 90, 88]), ("affine-dtvae", 6, [118, 104, 92, 91])):
+        for z, b in zip((2, 10, 20, 40), bces, strict=True):
+            rows.append({"model": m, "dim_z": z, "dim_u": du, "test_bce": float(b), "latent_total": z + du})
+    recon = pd.DataFrame(rows)
+    v = E.verdicts(recon=recon).set_index("claim").verdict
+    assert list(v) == [E.REPRODUCED, E.REPRODUCED, E.REPRODUCED]
+    worse = recon.assign(test_bce=np.where(recon.model == "tps-tvae", recon.test_bce + 100, recon.test_bce))
+    v = E.verdicts(recon=worse).verdict.tolist()
+    assert v[1] == E.PARTLY and v[2] == E.PARTLY  # TPS-TVAE no longer better, no longer in the top two
+    monotone = recon.assign(test_bce=np.where(recon.model == "vae", 200 - recon.dim_z, recon.test_bce))
+    assert E.verdicts(recon=monotone).verdict.iloc[0] == E.NOT_REPRODUCED
+    assert E.verdicts(recon=recon[recon.dim_z <= 10]).verdict.iloc[0] == E.UNTESTED
+    # experiment 6: gap / KL within [0.5, 2] for one model of two
+    lk = pd.DataFrame({"gap": [1.0, 10.0], "kl": [1.5, 1.0], "gap_over_kl": [1 / 1.5, 10.0], "k": [100, 100],
+                       "label": ["a", "b"]})
+    v = E.verdicts(likelihood=lk)
+    assert v.verdict.item() == E.PARTLY and "1 of 2 models" in v.evidence.item()
+    # denoising: a transformer that wins every noisy setting, one that wins none
+    den = pd.DataFrame({"noise": ["clean", "gaussian", "gaussian"] * 3, "level": [0, 0.2, 0.4] * 3,
+                        "model": ["VAE"] * 3 + ["A"] * 3 + ["B"] * 3,
+                        "bce": [1, 5, 6, 1, 4, 5, 1, 6, 7]})
+    v = E.verdicts(denoising=den)
+    assert v.verdict.item() == E.PARTLY and "A 2, B 0" in v.evidence.item()

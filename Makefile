@@ -15,7 +15,8 @@
 #      `python3` of .venv, cwd = repository root, -p profile p) into
 #      _build/p/stage/book/, a mirror of the repository's book layout.
 #   3. scripts/stage_book.py mirrors _config.yml, _toc.yml and the non-notebook files of book/
-#      into the stage, plus the widget JavaScript fetched by scripts/fetch_widget_js.sh.
+#      into the stage, plus the JavaScript the book serves itself (ipywidgets' html-manager
+#      and MathJax, fetched with `npm pack` by scripts/fetch_*.sh; CDN if that fails).
 #   4. `jupyter-book build -W -n --keep-going` builds the stage (execution is off in
 #      _config.yml) and the HTML is copied to _build/p/html (open _build/p/html/index.html).
 
@@ -45,6 +46,7 @@ BUILD := _build/$(PROFILE)
 STAGE := $(BUILD)/stage
 HTML := $(BUILD)/html
 WIDGETS_JS := _build/widgets_js
+MATHJAX := _build/mathjax
 
 # Chapters are found by pattern, so new ones join the build without editing this file.
 CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
@@ -55,7 +57,7 @@ TVAE_SRC := $(wildcard tvae/*.py)
 PARAMS := $(if $(SEED),-p seed $(SEED)) $(if $(EPOCHS),-p epochs $(EPOCHS)) \
           $(if $(DEVICE),-p device $(DEVICE)) $(if $(DATA_DIR),-p data_dir $(DATA_DIR))
 
-.PHONY: book quick smoke html stage widgets-js test lint clean help venv FORCE
+.PHONY: book quick smoke html stage book-js test lint clean help venv FORCE
 
 # ---------------------------------------------------------------- top targets ----
 book:
@@ -105,13 +107,15 @@ $(filter %/14_discussion.ipynb,$(EXECUTED)): \
     $(filter $(STAGE)/book/05_% $(STAGE)/book/08_% $(STAGE)/book/10_%,$(EXECUTED))
 
 # ------------------------------------------------------------ staging & build ----
-# The widget JavaScript, fetched once with npm (not committed: embed-amd.js alone is 3.6 MB).
-# A failed fetch is not fatal: stage_book.py then leaves the CDN default in the config.
-widgets-js:
+# JavaScript the book serves itself, fetched once with npm into _build/ (not committed:
+# embed-amd.js alone is 3.6 MB, MathJax 3 MB). A failed fetch is not fatal: stage_book.py then
+# leaves the CDN defaults in the staged config.
+book-js:
 	scripts/fetch_widget_js.sh $(WIDGETS_JS) || echo "widget JS fetch failed; using the CDN"
+	scripts/fetch_mathjax.sh $(MATHJAX) || echo "MathJax fetch failed; using the CDN"
 
-stage: widgets-js | $(VENV_OK)
-	$(PY) scripts/stage_book.py $(STAGE) --widgets-js $(WIDGETS_JS)
+stage: book-js | $(VENV_OK)
+	$(PY) scripts/stage_book.py $(STAGE) --widgets-js $(WIDGETS_JS) --mathjax $(MATHJAX)
 
 # Always rebuilt (Sphinx itself is incremental); needs every chapter executed first.
 html: $(EXECUTED) stage | $(VENV_OK)

@@ -5,6 +5,7 @@ root), so folders that pages reference by a relative URL are copied here, keepin
 relative to the source directory:
 
 - ``book/widgets_js/``: the ipywidgets html-manager and RequireJS (scripts/fetch_widget_js.sh);
+- ``book/mathjax/``: MathJax 3 (scripts/fetch_mathjax.sh);
 - ``book/explorer_static/``: decoder weights and JavaScript written by the explorer chapter.
 
 They are copied when the builder starts, before pages are written, so Sphinx can stamp the
@@ -20,7 +21,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-ASSET_DIRS = ["book/widgets_js", "book/explorer_static"]
+ASSET_DIRS = ["book/widgets_js", "book/mathjax", "book/explorer_static"]
 
 
 def copy_asset_dirs(app) -> None:

@@ -1,6 +1,6 @@
 """Mirror the book's sources (everything but the notebooks) into a staging tree.
 
-    python scripts/stage_book.py STAGE [--widgets-js DIR]
+    python scripts/stage_book.py STAGE [--widgets-js DIR] [--mathjax DIR]
 
 The staging tree ``STAGE`` (``_build/<profile>/stage``) mirrors the repository's layout:
 ``_config.yml``, ``_toc.yml``, ``scripts/book_assets.py`` and ``book/`` with every markdown
@@ -13,6 +13,8 @@ whose source was deleted are removed.
 ``--widgets-js DIR``: the folder filled by ``scripts/fetch_widget_js.sh``. When it holds the
 files, it is copied to ``STAGE/book/widgets_js`` (served by the book); otherwise the staged
 ``_config.yml`` loses ``nb_ipywidgets_js`` so that myst-nb uses its CDN default.
+``--mathjax DIR``: likewise for MathJax (``scripts/fetch_mathjax.sh``, ``STAGE/book/mathjax``,
+``mathjax_path``; Sphinx's CDN default without it).
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 # Folders under book/ that the build writes into the stage (never mirrored from, nor pruned).
-GENERATED = {"widgets_js", "explorer_static", "_build", ".ipynb_checkpoints", "__pycache__"}
+GENERATED = {"widgets_js", "mathjax", "explorer_static", "_build", ".ipynb_checkpoints",
+             "__pycache__"}
 WIDGET_FILES = ("require.js", "embed-amd.js", "VERSIONS")
+MATHJAX_FILES = ("tex-mml-chtml.js", "VERSIONS")
+SHIM = "mathjax_v2_shim.js"  # committed in scripts/, served beside the widget JavaScript
 
 
 def _write_if_changed(dest: Path, data: str) -> None:
@@ -60,28 +65,51 @@ def _book_assets(book: Path) -> set[Path]:
     return out
 
 
-def stage(stage_dir: Path, widgets_js: Path | None) -> None:
+def _sync_tree(src: Path, dest: Path, extra: dict[str, Path] | None = None) -> None:
+    """Make ``dest`` a copy of ``src`` plus the ``extra`` files (name -> source), copying only
+    changed files."""
+    wanted = set()
+    for name, f in (extra or {}).items():
+        wanted.add(Path(name))
+        _copy_if_changed(f, dest / name)
+    for f in src.rglob("*"):
+        if f.is_file():
+            rel = f.relative_to(src)
+            wanted.add(rel)
+            _copy_if_changed(f, dest / rel)
+    for f in list(dest.rglob("*")):
+        if f.is_file() and f.relative_to(dest) not in wanted:
+            f.unlink()
+
+
+def _local_js(folder: Path | None, files: tuple[str, ...]) -> bool:
+    return folder is not None and all((folder / f).is_file() for f in files)
+
+
+def stage(stage_dir: Path, widgets_js: Path | None, mathjax: Path | None = None) -> None:
     stage_dir.mkdir(parents=True, exist_ok=True)
     src_book, dst_book = ROOT / "book", stage_dir / "book"
 
-    # 1. _config.yml, with the local widget JS or without (CDN default).
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    have_js = widgets_js is not None and all((widgets_js / f).is_file() for f in WIDGET_FILES)
-    if have_js:
-        target = dst_book / "widgets_js"
-        for f in widgets_js.iterdir():
-            if f.is_file():
-                _copy_if_changed(f, target / f.name)
-        config_text = (ROOT / "_config.yml").read_text()
-    else:
-        print(
-            "stage_book: widget JavaScript not available locally; "
-            "the book will load it from the CDN (myst-nb default)",
-            file=sys.stderr,
-        )
-        shutil.rmtree(dst_book / "widgets_js", ignore_errors=True)
-        config.get("sphinx", {}).get("config", {}).pop("nb_ipywidgets_js", None)
-        config_text = "# Staged copy of _config.yml without nb_ipywidgets_js (CDN default)\n"
+    # 1. _config.yml, with the locally served JavaScript or without it (CDN defaults).
+    config_text = (ROOT / "_config.yml").read_text()
+    config = yaml.safe_load(config_text)
+    sphinx_config = config.get("sphinx", {}).get("config", {})
+    dropped = []
+    for folder, files, key, name in (
+        (widgets_js, WIDGET_FILES, "nb_ipywidgets_js", "widgets_js"),
+        (mathjax, MATHJAX_FILES, "mathjax_path", "mathjax"),
+    ):
+        if _local_js(folder, files):
+            extra = {SHIM: ROOT / "scripts" / SHIM} if name == "widgets_js" else None
+            _sync_tree(folder, dst_book / name, extra)
+        else:
+            shutil.rmtree(dst_book / name, ignore_errors=True)
+            if sphinx_config.pop(key, None) is not None:
+                dropped.append(key)
+    if dropped:
+        print(f"stage_book: no local copy for {', '.join(dropped)}; the book will load it from "
+              "the CDN (the Sphinx/myst-nb default)", file=sys.stderr)
+        config_text = f"# Staged copy of _config.yml without {', '.join(dropped)} (CDN defaults)\n"
         config_text += yaml.safe_dump(config, sort_keys=False)
     _write_if_changed(stage_dir / "_config.yml", config_text)
 
@@ -107,8 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("stage", type=Path)
     ap.add_argument("--widgets-js", type=Path, default=None)
+    ap.add_argument("--mathjax", type=Path, default=None)
     args = ap.parse_args(argv)
-    stage(args.stage.resolve(), args.widgets_js.resolve() if args.widgets_js else None)
+    stage(
+        args.stage.resolve(),
+        args.widgets_js.resolve() if args.widgets_js else None,
+        args.mathjax.resolve() if args.mathjax else None,
+    )
     return 0
 
 

@@ -3,6 +3,7 @@
 - Every chapter page of the built smoke book shows at least one figure (an ``img`` that
   decoded, or a ``canvas``), no error output, no traceback, and raises no JavaScript error,
   with the network cut off: the book must be self-contained.
+- The landing page's equations are typeset by the book's own MathJax, offline.
 - The ipywidgets JavaScript is served by the book itself (``book/widgets_js``) and renders a
   saved widget state offline, from ``file://`` and from ``python -m http.server``; checked on a
   one-page book built here with the same config and scripts as the real one, so it holds
@@ -122,6 +123,11 @@ class Page:
     def open(self, url: str) -> None:
         self.page.goto(url, wait_until="load")
         self.page.wait_for_load_state("networkidle")
+        # MathJax typesets after the load event; wait until it is done (if the page has it).
+        self.page.evaluate(
+            "() => window.MathJax && MathJax.startup && MathJax.startup.promise && "
+            "MathJax.startup.promise.then(() => true)"
+        )
 
     def close(self) -> None:
         self.context.close()
@@ -141,7 +147,9 @@ FIGURES_JS = """() => {
     const imgs = [...main.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth > 0);
     const broken = [...main.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth == 0)
         .map(i => i.getAttribute('src'));
-    return {images: imgs.length, canvases: main.querySelectorAll('canvas').length, broken};
+    return {images: imgs.length, canvases: main.querySelectorAll('canvas').length, broken,
+            math: main.querySelectorAll('.math').length,
+            typeset: main.querySelectorAll('mjx-container').length};
 }"""
 
 ERRORS_JS = """() => {
@@ -169,12 +177,28 @@ def test_chapter_page(book_html, browser, chapter):
         p.close()
     assert not figs["broken"], f"{chapter}: images that did not load: {figs['broken']}"
     assert figs["images"] + figs["canvases"] > 0, f"{chapter}: no figure on the page"
+    if figs["math"]:
+        assert figs["typeset"] > 0, f"{chapter}: MathJax did not typeset the page's math"
     assert not found["blocks"], f"{chapter}: error output: {found['blocks'][0][:2000]}"
     bad_stderr = [t for t in found["stderr"] if "Traceback" in t or "Error" in t]
     assert not bad_stderr, f"{chapter}: error on stderr: {bad_stderr[0][:2000]}"
     assert "Traceback" not in found["text"], f"{chapter}: a traceback is shown"
     assert not p.js_errors, f"{chapter}: JavaScript errors: {p.js_errors}"
     assert not p.external, f"{chapter}: requests leaving the machine: {p.external}"
+
+
+def test_landing_page_math_offline(book_html, browser):
+    html = (book_html / "book" / "index.html").read_text()
+    assert 'src="../_static/../book/mathjax/tex-mml-chtml.js' in html, "MathJax is not local"
+    p = Page(browser)
+    try:
+        p.open((book_html / "book" / "index.html").as_uri())
+        found = p.page.evaluate(FIGURES_JS)
+    finally:
+        p.close()
+    assert found["math"] > 0 and found["typeset"] >= found["math"], found
+    assert not p.js_errors, p.js_errors
+    assert not p.external, f"requests leaving the machine: {p.external}"
 
 
 def test_widget_js_is_local_in_book(book_html):
@@ -206,7 +230,7 @@ def widget_book(tmp_path_factory) -> Path:
     src = tmp_path_factory.mktemp("widget_src")
     (src / "book").mkdir()
     (src / "scripts").mkdir()
-    for f in ("run_chapter.py", "stage_book.py", "book_assets.py"):
+    for f in ("run_chapter.py", "stage_book.py", "book_assets.py", stage_book.SHIM):
         shutil.copy(REPO / "scripts" / f, src / "scripts" / f)
     shutil.copy(REPO / "_config.yml", src / "_config.yml")
     (src / "_toc.yml").write_text("format: jb-book\nroot: book/index\nchapters:\n"
@@ -216,14 +240,16 @@ def widget_book(tmp_path_factory) -> Path:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('profile = "paper"')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# Widgets"), params,
+    # Equations on the same page: the widgets must cope with MathJax 3 (mathjax_v2_shim.js).
+    nb.cells = [nbformat.v4.new_markdown_cell("# Widgets\n\nA pose $u = W u' + b$."), params,
                 nbformat.v4.new_code_cell(WIDGET_NB_CODE)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
     nbformat.write(nb, src / "book" / "01_widgets.ipynb")
 
-    widgets_js = REPO / "_build" / "widgets_js"
+    widgets_js, mathjax = REPO / "_build" / "widgets_js", REPO / "_build" / "mathjax"
     subprocess.run([str(REPO / "scripts" / "fetch_widget_js.sh"), str(widgets_js)], check=True)
+    subprocess.run([str(REPO / "scripts" / "fetch_mathjax.sh"), str(mathjax)], check=True)
     stage = src / "_build" / "stage"
     py = sys.executable
     subprocess.run([py, "scripts/run_chapter.py", "book/01_widgets.ipynb",
@@ -231,8 +257,8 @@ def widget_book(tmp_path_factory) -> Path:
                    cwd=src, check=True)
     executed = json.loads((stage / "book" / "01_widgets.ipynb").read_text())
     assert WIDGET_STATE in executed["metadata"].get("widgets", {}), "widget state not saved"
-    subprocess.run([py, "scripts/stage_book.py", str(stage), "--widgets-js", str(widgets_js)],
-                   cwd=src, check=True)
+    subprocess.run([py, "scripts/stage_book.py", str(stage), "--widgets-js", str(widgets_js),
+                    "--mathjax", str(mathjax)], cwd=src, check=True)
     jb = Path(sys.executable).parent / "jupyter-book"
     subprocess.run([str(jb), "build", "-W", "-n", "--keep-going", "-q", str(stage)],
                    cwd=src, check=True)
@@ -256,6 +282,8 @@ def test_widget_state_renders_offline(widget_book, browser, serve, via):
         readout = p.page.inner_text(".widget-readout")
         assert readout.strip() == "7"
         assert p.page.inner_text(".widget-button").strip() == "reset"
+        typeset = p.page.evaluate("() => document.querySelectorAll('mjx-container').length")
+        assert typeset > 0, "MathJax did not typeset the page"
     finally:
         p.close()
     assert not p.js_errors, p.js_errors
@@ -289,7 +317,8 @@ def test_stage_without_widget_js_falls_back_to_cdn(tmp_path, monkeypatch):
     (root / "scripts").mkdir()
     for f in ("_config.yml", "_toc.yml"):
         shutil.copy(REPO / f, root / f)
-    shutil.copy(REPO / "scripts" / "book_assets.py", root / "scripts" / "book_assets.py")
+    for f in ("book_assets.py", stage_book.SHIM):
+        shutil.copy(REPO / "scripts" / f, root / "scripts" / f)
     (root / "book" / "index.md").write_text("# x\n")
     (root / "book" / "figures").mkdir()
     (root / "book" / "figures" / "a.png").write_bytes(b"png")
@@ -308,10 +337,15 @@ def test_stage_without_widget_js_falls_back_to_cdn(tmp_path, monkeypatch):
     assert not (stage / "book" / "99_gone.ipynb").exists()
     assert (stage / "scripts" / "book_assets.py").is_file()
 
-    js = tmp_path / "js"
-    js.mkdir()
-    for f in stage_book.WIDGET_FILES:
-        (js / f).write_text("x")
-    stage_book.stage(stage, widgets_js=js)
+    assert "mathjax_path" not in cfg["sphinx"]["config"]
+
+    js, mj = tmp_path / "js", tmp_path / "mj"
+    for folder, files in ((js, stage_book.WIDGET_FILES), (mj, stage_book.MATHJAX_FILES)):
+        folder.mkdir()
+        for f in files:
+            (folder / f).write_text("x")
+    stage_book.stage(stage, widgets_js=js, mathjax=mj)
     assert (stage / "_config.yml").read_text() == (REPO / "_config.yml").read_text()
     assert (stage / "book" / "widgets_js" / "embed-amd.js").is_file()
+    assert (stage / "book" / "widgets_js" / stage_book.SHIM).is_file()
+    assert (stage / "book" / "mathjax" / "tex-mml-chtml.js").is_file()

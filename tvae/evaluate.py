@@ -182,7 +182,10 @@ def choose_common_c(feature_sets: list[np.ndarray], y: np.ndarray, grid=C_GRID,
 
 
 def gap_summary(ll: np.ndarray, elbo: np.ndarray) -> dict[str, float]:
-    """Mean log-likelihood, mean ELBO and their gap (an estimate of KL(q(z|x) || p(z|x)))."""
+    """Mean log-likelihood, mean ELBO and their gap (an estimate of KL(q(z|x) || p(z|x))),
+    with ``se_gap`` the standard error of the mean gap (sample s.d., ``n - 1`` in the
+    denominator, over ``sqrt(n)``; NaN for a single sample)."""
+    d = ll - elbo
+    se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
     return {"log_likelihood": float(ll.mean()), "elbo": float(elbo.mean()),
-            "gap": float(ll.mean() - elbo.mean()), "n": int(len(ll)),
-            "se_gap": float((ll - elbo).std() / math.sqrt(len(ll)))}
+            "gap": float(ll.mean() - elbo.mean()), "n": int(len(ll)), "se_gap": se}

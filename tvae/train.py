@@ -232,6 +232,10 @@ def train(config: Config, data=None, *, out: str | Path | None = None, resume: b
             raise CheckpointError(f"checkpoint {out} was trained on other data "
                                   f"({state.get('data_identity')} vs {data.identity}); "
                                   "use another --out or the same data")
+        if state["epoch"] > config.epochs:
+            raise CheckpointError(f"checkpoint {out} has already trained {state['epoch']} epochs, more "
+                                  f"than the {config.epochs} asked; pass --epochs {state['epoch']} or "
+                                  "more, or another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         perm_gen.set_state(state["rng"]["perm"])

@@ -166,16 +166,27 @@ def tps_warp(img: Tensor, points: Tensor, padding_mode: str = "zeros") -> Tensor
                          align_corners=False)
 
 
-def tps_grid_between(src: Tensor, dst: Tensor, h: int, w: int) -> Tensor:
+TPS_INVERSE_REG = 1e-3
+"""Ridge ``lambda`` added to the kernel block of the per-sample TPS solve of
+:meth:`TPSWarp.apply_inverse`: moved control points may coincide (the flat pose head lets each
+move by up to 1, the grid spacing), which makes the exact system singular. The regularised
+(smoothing) TPS stays solvable; for mild warps it moves the inverse grid by ~1e-4."""
+
+
+def tps_grid_between(src: Tensor, dst: Tensor, h: int, w: int, reg: float = 0.0) -> Tensor:
     """Sampling grid ``(B, h, w, 2)`` of the TPS that maps ``src`` points onto ``dst`` points.
 
     ``src``, ``dst``: ``(B, K, 2)``. Unlike :func:`tps_grid` the source points may differ per
     sample (a batched ``(K+3)``-square solve), which gives the approximate inverse of a TPS:
-    the inverse of ``grid -> p`` is approximated by the TPS ``p -> grid``.
+    the inverse of ``grid -> p`` is approximated by the TPS ``p -> grid``. ``reg > 0`` adds
+    ``reg * I`` to the kernel block (a smoothing TPS, no longer exact at ``src``), which keeps
+    the system solvable when source points coincide.
     """
     b, k, _ = src.shape
     ones = src.new_ones(b, k, 1)
     kmat = _tps_radial(torch.cdist(src, src).pow(2))                      # (B, K, K)
+    if reg:
+        kmat = kmat + reg * torch.eye(k, device=src.device, dtype=src.dtype)
     pmat = torch.cat([ones, src], -1)                                    # (B, K, 3)
     top = torch.cat([kmat, pmat], -1)
     bottom = torch.cat([pmat.transpose(1, 2), src.new_zeros(b, 3, 3)], -1)
@@ -237,7 +248,7 @@ class TPSWarp(Warp):
     def apply_inverse(self, img: Tensor, u: Tensor) -> Tensor:
         pts = u.reshape(u.shape[0], -1, 2).to(img.dtype)
         c = control_grid(self.s, device=img.device, dtype=img.dtype).expand_as(pts)
-        grid = tps_grid_between(pts, c, img.shape[-2], img.shape[-1])
+        grid = tps_grid_between(pts, c, img.shape[-2], img.shape[-1], reg=TPS_INVERSE_REG)
         return F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros",
                              align_corners=False)
 

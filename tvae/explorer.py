@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import warps
 from .models import DTVAE, VAE
 from .warps import control_grid, tps_basis
 
@@ -492,12 +493,14 @@ def sampling_grid_np(export: dict, u: np.ndarray, basis: np.ndarray | None = Non
     pts = u.reshape(-1, 2)
     if not export["inverse"]:
         return basis.astype(np.float64) @ pts
-    # The TPS mapping the points p onto the control grid (tvae.warps.tps_grid_between).
+    # The TPS mapping the points p onto the control grid (tvae.warps.tps_grid_between), with
+    # the ridge the model adds to the kernel block (tvae.warps.TPS_INVERSE_REG).
     k = len(pts)
     ctrl = np.asarray(export["control"], dtype=np.float64).reshape(-1, 2)
     d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
     pm = np.concatenate([np.ones((k, 1)), pts], 1)
-    system = np.block([[_tps_radial_np(d2), pm], [pm.T, np.zeros((3, 3))]])
+    kmat = _tps_radial_np(d2) + export.get("tps_inverse_reg", 0.0) * np.eye(k)
+    system = np.block([[kmat, pm], [pm.T, np.zeros((3, 3))]])
     coef = np.linalg.solve(system, np.concatenate([ctrl, np.zeros((3, 2))]))
     gd2 = ((g[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
     feats = np.concatenate([_tps_radial_np(gd2), np.ones((D, 1)), g], 1)
@@ -589,6 +592,8 @@ def export_model(em: ExplorerModel, digits: Tensor, labels: list[int] | None = N
         base["grid"] = g
         base["tps_basis"] = _b64(tps_basis(g, H, W).numpy().astype("<f4"))
         base["control"] = [float(v) for v in control_grid(g).reshape(-1)]
+        if isinstance(model, DTVAE):
+            base["tps_inverse_reg"] = float(getattr(warps, "TPS_INVERSE_REG", 0.0))
     zs, us = _check_vectors(em, dz, du, n_random, seed)
     with torch.no_grad():
         ref = model.decode(torch.as_tensor(zs, dtype=torch.float32),

@@ -63,7 +63,7 @@
     var m = {
       name: raw.name, label: raw.label, kind: raw.kind, warp: raw.warp, inverse: raw.inverse,
       zdim: raw.zdim, pose: raw.pose, layers: [], grid: raw.grid || 0, check: raw.check,
-      control: raw.control || null, basis: raw.tps_basis ? floats(raw.tps_basis, "float32") : null,
+      control: raw.control || null, reg: raw.tps_inverse_reg || 0, basis: raw.tps_basis ? floats(raw.tps_basis, "float32") : null,
       digits: raw.digits, digitImages: b64bytes(raw.digits.images)
     };
     for (var i = 0; i < raw.layers.length; i++) {
@@ -179,12 +179,13 @@
       }
       return g;
     }
-    // TPS through the points P = u onto the control grid (tvae.warps.tps_grid_between).
+    // TPS through the points P = u onto the control grid (tvae.warps.tps_grid_between), with
+    // the model's ridge on the kernel block (tvae.warps.TPS_INVERSE_REG).
     var n = K + 3, A = new Float64Array(n * n), R = new Float64Array(n * 2), a, b;
     for (a = 0; a < K; a++) {
       for (b = 0; b < K; b++) {
         var dx = u[2 * a] - u[2 * b], dy = u[2 * a + 1] - u[2 * b + 1];
-        A[a * n + b] = radial(dx * dx + dy * dy);
+        A[a * n + b] = radial(dx * dx + dy * dy) + (a === b ? m.reg : 0);
       }
       A[a * n + K] = 1; A[a * n + K + 1] = u[2 * a]; A[a * n + K + 2] = u[2 * a + 1];
       A[K * n + a] = 1; A[(K + 1) * n + a] = u[2 * a]; A[(K + 2) * n + a] = u[2 * a + 1];
@@ -455,10 +456,12 @@
     this.syncSliders(); this.redraw();
   };
 
-  Explorer.prototype.paint = function (canvas, img, offset) {
+  // Paint 28 x 28 grey levels img[offset + p] / max (clipped to [0, 1]; black when img is null)
+  // into canvas, enlarged without smoothing.
+  Explorer.prototype.paint = function (canvas, img, offset, max) {
     var ctx = this.small.getContext("2d"), data = ctx.createImageData(W, H), px = data.data;
     for (var p = 0; p < D; p++) {
-      var v = img ? Math.round(255 * Math.min(1, Math.max(0, img[(offset || 0) + p] / (offset === undefined ? 1 : 255)))) : 0;
+      var v = img ? Math.round(255 * Math.min(1, Math.max(0, img[offset + p] / max))) : 0;
       px[4 * p] = v; px[4 * p + 1] = v; px[4 * p + 2] = v; px[4 * p + 3] = 255;
     }
     ctx.putImageData(data, 0, 0);
@@ -473,9 +476,9 @@
     var t0 = performance.now();
     var u = poseToU(m, this.values, this.residual);
     var r = decodeModel(m, this.z, u);
-    this.paint(this.cY, r.y);
-    this.paint(this.cX, r.x);
-    this.paint(this.cIn, this.digit >= 0 ? m.digitImages : null, this.digit * D);
+    this.paint(this.cY, r.y, 0, 1);
+    this.paint(this.cX, r.x, 0, 1);
+    this.paint(this.cIn, this.digit >= 0 ? m.digitImages : null, this.digit * D, 255);
     var ms = performance.now() - t0;
     timings.push(ms);
     var clipped = false;

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tvae import Config, build_model
 from tvae.models import DTVAE, TVAE, VAE, log_bernoulli, log_cb_normaliser
 from tvae.priors import FlatPose, GaussianPose, kl_std_normal, log_normal
-from tvae.warps import control_grid
+from tvae.warps import affine_warp, control_grid, invert_affine, tps_warp
 
 KINDS = ("vae", "affine-tvae", "tps-tvae", "affine-dtvae", "tps-dtvae")
 
@@ -129,6 +129,44 @@ def test_builds_starts_at_identity_and_gives_finite_terms(model, prior, rank, di
     assert loss.shape == () and torch.isclose(loss, -t["elbo"].mean())
     samples = m.sample(5, gen(4))
     assert samples.shape == (5, 784) and ((samples > 0) & (samples < 1)).all()
+
+
+@pytest.mark.parametrize("model", ["affine-tvae", "affine-dtvae", "tps-tvae", "tps-dtvae"])
+def test_warps_go_in_the_right_direction(model, digits64):
+    """TVAE: ``x' = T_u(y')``. DTVAE: ``y = T_u(x)`` and ``x' = T_u^-1(y')``, so warping the
+    reconstruction forward by ``u`` gives back ``y'`` (exactly for affine maps, up to the
+    approximate TPS inverse and interpolation otherwise)."""
+    torch.manual_seed(0)
+    m = build_model(tiny_config(model))
+    z = torch.randn(4, 4, generator=gen(20))
+    ident = m.warp.identity()
+    u = ident + 0.08 * torch.randn(4, ident.numel(), generator=gen(21))
+    upright = m.decode_upright(z).detach()
+    rec = m.decode(z, u).detach()
+
+    def img(t):
+        return t.reshape(-1, 1, 28, 28)
+
+    if model.startswith("affine"):
+        theta = u.reshape(4, 2, 3)
+        expected = (affine_warp(img(upright), theta) if isinstance(m, TVAE) and not isinstance(m, DTVAE)
+                    else affine_warp(img(upright), invert_affine(theta)))
+        assert (img(rec) - expected).abs().max().item() < 1e-5
+    else:
+        pts = u.reshape(4, 9, 2)
+        if not isinstance(m, DTVAE):
+            assert (img(rec) - tps_warp(img(upright), pts)).abs().max().item() < 1e-5
+    if isinstance(m, DTVAE):
+        there = m.warp.apply(img(rec), u).reshape(4, 28, 28)
+        err = (there - upright.reshape(4, 28, 28))[:, 6:-6, 6:-6].abs().max().item()
+        moved = (rec - upright).abs().max().item()
+        assert err < 0.3 * moved, (err, moved)
+        # the encoder's upright input is the forward warp of x by the posterior pose
+        with torch.no_grad():
+            m.pose.linear.bias.copy_(0.1 * torch.randn(m.pose.linear.bias.shape, generator=gen(22)))
+            post = m.encode(digits64[:4])
+        assert not torch.allclose(post.u, ident.expand(4, -1))
+        assert torch.allclose(post.y, m.warp.apply(img(digits64[:4]), post.u).reshape(4, 784), atol=1e-6)
 
 
 @pytest.mark.parametrize("model", ["vae", "affine-tvae", "tps-dtvae"])

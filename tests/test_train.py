@@ -212,6 +212,48 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path, mnist
     assert files_in(ckdir) == ["model.pt"]
 
 
+def _write_checkpoints_forever(path: str, written) -> None:
+    """Child of the kill test: rewrite an 8 MB checkpoint in a loop, counting the writes."""
+    blob = torch.randn(2_000_000, generator=torch.Generator().manual_seed(0))
+    i = 0
+    while True:
+        i += 1
+        save_checkpoint(path, {"format_version": FORMAT_VERSION, "epoch": i, "blob": blob})
+        written.value = i
+
+
+def test_sigkill_during_checkpoint_writes_never_leaves_a_partial_checkpoint(tmp_path):
+    """Kill a process that does nothing but rewrite a large checkpoint, at arbitrary moments
+    (so mostly in the middle of a write): the checkpoint path always holds a whole, readable
+    checkpoint. Only a hidden ``.<name>.<pid>.tmp`` of the killed writer may remain beside
+    it, which no reader takes for a checkpoint."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")               # torch is already imported: no start-up cost
+    path = tmp_path / "model.pt"
+    blob = torch.randn(2_000_000, generator=torch.Generator().manual_seed(0))
+    delays = [0.0, 0.003, 0.011, 0.023, 0.037]
+    for delay in delays:
+        written = ctx.Value("i", 0)
+        proc = ctx.Process(target=_write_checkpoints_forever, args=(str(path), written), daemon=True)
+        proc.start()
+        deadline = time.monotonic() + 60
+        while written.value < 2 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert written.value >= 2, "the writer did not start"
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(timeout=30)
+        assert proc.exitcode == -signal.SIGKILL
+        state = read_checkpoint(path)
+        assert state["epoch"] >= written.value >= 2
+        assert torch.equal(state["blob"], blob)
+        for name in files_in(tmp_path):
+            assert name == "model.pt" or name == f".model.pt.{proc.pid}.tmp", name
+        for stray in tmp_path.glob(".model.pt.*.tmp"):
+            stray.unlink()
+
+
 def test_save_checkpoint_is_atomic_and_cleans_up(tmp_path, monkeypatch):
     """A failure while writing leaves the previous checkpoint untouched and no temp file."""
     path = tmp_path / "c.pt"
@@ -279,6 +321,17 @@ def test_resume_with_another_config_is_refused(one_epoch_checkpoint, mnist300_sh
         train(small("vae", epochs=2, **change), mnist300_short, out=one_epoch_checkpoint,
               resume=True, progress=False)
     assert one_epoch_checkpoint.read_bytes() == before
+
+
+def test_resume_with_fewer_epochs_than_trained_is_refused(tmp_path, mnist300_short):
+    """A checkpoint that already holds 2 epochs cannot be "resumed" to 1: that would return a
+    model trained twice as long as its config says (see patches/resume-fewer-epochs.diff)."""
+    out = tmp_path / "m.pt"
+    train(small("vae", epochs=2), mnist300_short, out=out, progress=False)
+    before = out.read_bytes()
+    with pytest.raises(CheckpointError, match="already trained 2 epochs"):
+        train(small("vae", epochs=1), mnist300_short, out=out, resume=True, progress=False)
+    assert out.read_bytes() == before
 
 
 def test_resume_on_other_data_is_refused(one_epoch_checkpoint, mnist300_short):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -126,6 +127,38 @@ def test_tps_pixel_basis_matches_direct_evaluation():
     grid32 = tps_grid(points.float(), h, w)
     assert grid32.dtype == torch.float32
     assert (grid32.double() - direct).abs().max().item() < ATOL
+
+
+def numpy_tps(src: np.ndarray, dst: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Textbook thin-plate spline (Bookstein 1989) in numpy float64: ``f(q) = a0 + A q +
+    sum_i w_i U(|q - src_i|)`` with ``U(r) = r^2 log r^2``, interpolating ``src -> dst``
+    with ``sum w = 0`` and ``sum w src = 0``. ``src``, ``dst``: ``(K, 2)``; ``at``: ``(N, 2)``."""
+    def u(d2):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(d2 > 0, d2 * np.log(d2), 0.0)
+
+    k = len(src)
+    big = np.zeros((k + 3, k + 3))
+    big[:k, :k] = u(((src[:, None] - src[None]) ** 2).sum(-1))
+    big[:k, k] = big[k, :k] = 1
+    big[:k, k + 1:] = src
+    big[k + 1:, :k] = src.T
+    coef = np.linalg.solve(big, np.concatenate([dst, np.zeros((3, 2))]))
+    feats = np.concatenate([u(((at[:, None] - src[None]) ** 2).sum(-1)), np.ones((len(at), 1)), at], 1)
+    return feats @ coef
+
+
+def test_tps_matches_a_textbook_implementation():
+    h, w = 9, 7
+    c = control_grid(3, dtype=torch.float64)
+    pts = c + 0.25 * torch.randn(2, 9, 2, generator=gen(15), dtype=torch.float64)
+    grid = tps_grid(pts, h, w).reshape(2, h * w, 2)
+    between = tps_grid_between(pts, c.expand(2, -1, -1), h, w).reshape(2, h * w, 2)
+    at = centres(h, w).numpy()
+    for i in range(2):
+        np.testing.assert_allclose(grid[i].numpy(), numpy_tps(c.numpy(), pts[i].numpy(), at), atol=1e-10)
+        np.testing.assert_allclose(between[i].numpy(), numpy_tps(pts[i].numpy(), c.numpy(), at),
+                                   atol=1e-10)
 
 
 def test_tps_of_affine_targets_is_that_affine_map():

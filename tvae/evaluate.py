@@ -189,3 +189,41 @@ def gap_summary(ll: np.ndarray, elbo: np.ndarray) -> dict[str, float]:
     se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
     return {"log_likelihood": float(ll.mean()), "elbo": float(elbo.mean()),
             "gap": float(ll.mean() - elbo.mean()), "n": int(len(ll)), "se_gap": se}
+
+
+# ------------------------------------------------------------ descriptive statistics ----
+def pixel_entropy(x: Tensor) -> float:
+    """Mean binary entropy of the pixels of images ``x`` ``(N, 784)`` in ``[0, 1]``, nats per
+    pixel (clipped to ``[1e-6, 1 - 1e-6]``): near ``log 2`` for grey blur, near 0 for crisp ink."""
+    p = x.clamp(1e-6, 1 - 1e-6)
+    return float((-(p * p.log() + (1 - p) * (1 - p).log())).mean())
+
+
+def wrap_degrees(deg: Tensor) -> Tensor:
+    """Angles in degrees mapped to ``(-180, 180]``."""
+    return -((-deg + 180) % 360 - 180)
+
+
+def circular_correlation(a_deg: Tensor, b_deg: Tensor) -> float:
+    """Jammalamadaka-SenGupta circular correlation of two samples of angles in degrees
+    (``(N,)`` each): 1 when ``b = a + const``, -1 when ``b = -a + const``, 0 for independence."""
+    a, b = torch.deg2rad(a_deg.double()), torch.deg2rad(b_deg.double())
+    ma = torch.atan2(a.sin().mean(), a.cos().mean())
+    mb = torch.atan2(b.sin().mean(), b.cos().mean())
+    sa, sb = (a - ma).sin(), (b - mb).sin()
+    return float((sa * sb).sum() / torch.sqrt((sa ** 2).sum() * (sb ** 2).sum()))
+
+
+def affine_pose_summary(u: Tensor) -> dict[str, float]:
+    """Spreads of interpretable components of affine poses ``u`` ``(N, 6)`` (row-major 2x3):
+    rotation angle of the closest rotation-and-scale ``atan2(a21 - a12, a11 + a22)`` (std,
+    degrees), shear ``(a12 + a21) / 2`` and anisotropy ``(a11 - a22) / 2`` (std), ``log|det A|``
+    (std), the percentage of reflections (``det A < 0``) and the mean translation norm."""
+    a11, a12, tx, a21, a22, ty = u.detach().double().T
+    det = a11 * a22 - a12 * a21
+    theta = torch.rad2deg(torch.atan2(a21 - a12, a11 + a22))
+    return {"rotation std (deg)": float(theta.std()), "shear std": float(((a12 + a21) / 2).std()),
+            "anisotropy std": float(((a11 - a22) / 2).std()),
+            "log area std": float(det.abs().log().std()),
+            "reflections (%)": float((det < 0).double().mean() * 100),
+            "mean |t|": float(torch.stack([tx, ty], 1).norm(dim=1).mean())}

@@ -391,8 +391,8 @@ def plot_traversals(em: ExplorerModel, values: np.ndarray | None = None):
     values = np.linspace(-3, 3, 7) if values is None else np.asarray(values, dtype=np.float64)
     zg = z_traversal(em, values)
     pg = pose_traversal(em, values)
-    panels = [(zg, [f"z{i + 1}" for i in range(em.zdim)], "z dimension (others 0, mean pose)",
-               "value (prior SD)")]
+    panels = [(zg, [f"z{i + 1}" for i in range(em.zdim)],
+               "z dimension (others 0" + (", mean pose)" if em.pose.size else ")"), "value (prior SD)")]
     if len(pg):
         panels.append((pg, pose_row_labels(em.pose), "pose slider (z = 0)",
                        "offset from the mean pose (training SD)"))

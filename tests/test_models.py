@@ -348,3 +348,13 @@ def test_continuous_bernoulli_model_terms_are_finite(digits64):
     t_b = ref.terms(digits64[:8], gen(15))
     # the CB log-density adds log C(p) >= log 2 per pixel to the Bernoulli log-likelihood
     assert (t_b["bce"] - t["bce"] >= 784 * math.log(2) - 1e-2).all()
+
+
+def test_continuous_bernoulli_normaliser_gradients():
+    """Finite, correct gradients on both sides of the switch to the series near p = 1/2."""
+    p = torch.tensor([0.05, 0.3, 0.489, 0.495, 0.5, 0.505, 0.511, 0.9], dtype=torch.float64,
+                     requires_grad=True)
+    assert torch.autograd.gradcheck(log_cb_normaliser, (p,), eps=1e-7, atol=1e-6)
+    g = torch.autograd.grad(log_cb_normaliser(p).sum(), p)[0]
+    assert torch.isfinite(g).all() and g[4].item() == pytest.approx(0.0, abs=1e-12)
+    assert (g[:4] < 0).all() and (g[5:] > 0).all()          # log C(p) is smallest at p = 1/2

@@ -143,7 +143,10 @@ def test_export_round_trip_and_numpy_decoder(trained, tmp_path):
                                       None if u is None else torch.tensor(u, dtype=torch.float32)[None])
             err = np.abs(x - ref[0].double().numpy()).max()
             assert err < 1 / 255, (name, trial, err)
-    print("\n" + E.summary_table(summary))
+    frame = E.summary_frame(summary)
+    assert list(frame.index) == [E.MODEL_LABELS[k] for k in MODELS]
+    assert (frame["JS file (kB)"] > frame["weights (kB)"]).all()
+    print("\n" + frame.to_string())
 
 
 def test_float32_when_float16_is_too_coarse(trained):

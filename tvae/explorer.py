@@ -886,19 +886,20 @@ def show(models: dict[str, VAE | ExplorerModel] | list[VAE], data, n_pose: int =
     return Explorer(ems, data.x_test, getattr(data, "y_test", None))
 
 
-def summary_table(summary: dict[str, dict]) -> str:
-    """Markdown table of :func:`write_static`'s summary (sizes in kB, errors in grey levels/255)."""
-    rows = ["| model | decoder parameters | stored as | weights (kB) | JS file (kB) | max error (x 1/255) |",
-            "|---|---|---|---|---|---|"]
-    for name, s in summary.items():
-        rows.append(f"| {MODEL_LABELS.get(name, name)} | {s['params']:,} | {s['dtype']} | "
-                    f"{s['weight_bytes'] / 1000:.0f} | {s['bytes'] / 1000:.0f} | "
-                    f"{255 * s['max_abs_error']:.3f} |")
-    return "\n".join(rows)
+def summary_frame(summary: dict[str, dict]):
+    """:func:`write_static`'s summary as a pandas DataFrame, one row per model: decoder
+    parameters, storage dtype, raw weights and JS file sizes (kB), max abs error (grey levels,
+    in units of 1/255) of the exported decoder against ``model.decode``."""
+    import pandas as pd
+
+    return pd.DataFrame([{"model": MODEL_LABELS.get(name, name), "decoder parameters": s["params"],
+                          "stored as": s["dtype"], "weights (kB)": s["weight_bytes"] / 1000,
+                          "JS file (kB)": s["bytes"] / 1000, "max error (x 1/255)": 255 * s["max_abs_error"]}
+                         for name, s in summary.items()]).set_index("model")
 
 
 __all__ = ["ExplorerModel", "PoseSpec", "Explorer", "show", "prepare", "pose_spec", "decode_pair",
            "z_traversal", "pose_traversal", "plot_traversals", "export_model", "export_arrays",
            "numpy_decode", "model_js", "read_model_js", "write_static", "static_html",
            "standalone_page", "affine_params_from_matrix", "matrix_from_affine_params", "png_bytes",
-           "summary_table", "image_geometry", "traversal_geometry"]
+           "summary_frame", "image_geometry", "traversal_geometry"]

@@ -118,12 +118,19 @@ def profile_model(config: Config, data, rows: int = 25) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
 
 
+def set_threads(n: int) -> None:
+    """Torch intra-op threads for the next variant (``train`` reads ``$TVAE_THREADS``)."""
+    os.environ["TVAE_THREADS"] = str(n)
+    torch.set_num_threads(n)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train-size", type=int, default=10_000, help="training digits per epoch (default 10000)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats of every variant (default 5)")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1],
+                   help="torch intra-op thread counts; several (e.g. 1 2) are interleaved (default 1)")
     p.add_argument("--zdim", type=int, default=20, help="dim z of every model (default 20)")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="models to time")
     p.add_argument("--no-logits", action="store_true", help="skip the bare-logits variant")
@@ -131,58 +138,71 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=None, help="data root (default $TVAE_DATA, else ./data)")
     a = p.parse_args(argv)
 
-    os.environ["TVAE_THREADS"] = str(a.threads)  # train() calls configure_threads()
-    torch.set_num_threads(a.threads)
+    set_threads(a.threads[0])
     data = load_dataset("mnist", a.data_dir, train_size=a.train_size, seed=0)
     x = data.x_train
-    configs = {m: Config(model=m, zdim=a.zdim, epochs=1, train_size=a.train_size) for m in a.models}
-    if "vae" not in configs:
-        configs = {"vae": Config(model="vae", zdim=a.zdim, epochs=1, train_size=a.train_size), **configs}
+    models = list(dict.fromkeys(["vae", *a.models]))
+    configs = {m: Config(model=m, zdim=a.zdim, epochs=1, train_size=a.train_size) for m in models}
 
-    variants: dict[str, object] = {"bare": lambda: (bare_epoch(x, a.zdim, 0, False), 0.0)}
+    base: dict[str, object] = {"bare": lambda: (bare_epoch(x, a.zdim, 0, False), 0.0)}
     if not a.no_logits:
-        variants["bare-logits"] = lambda: (bare_epoch(x, a.zdim, 0, True), 0.0)
+        base["bare-logits"] = lambda: (bare_epoch(x, a.zdim, 0, True), 0.0)
     for m, c in configs.items():
-        variants[m] = (lambda c=c: package_epoch(c, data))
+        base[m] = (lambda c=c: package_epoch(c, data))
+    variants = {(n, t): fn for t in a.threads for n, fn in base.items()}
+
+    def label(key: tuple[str, int]) -> str:
+        return key[0] if len(a.threads) == 1 else f"{key[0]}@{key[1]}t"
 
     print(f"# {datetime.datetime.now().isoformat(timespec='minutes')}  {platform.node()}  "
           f"{platform.processor() or platform.machine()}  cores {os.cpu_count()}  torch {torch.__version__}  "
-          f"threads {torch.get_num_threads()}  train-size {a.train_size}  zdim {a.zdim}  "
-          f"repeats {a.repeats}")
-    for fn in variants.values():  # warm-up (allocator, TPS basis cache, lazy imports)
+          f"threads {a.threads}  train-size {a.train_size}  zdim {a.zdim}  repeats {a.repeats}  "
+          f"load1 at start {load1():.2f}")
+    for (_, t), fn in variants.items():  # warm-up (allocator, TPS basis cache, lazy imports)
+        set_threads(t)
         fn()
-    names = list(variants)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    evals: dict[str, list[float]] = {n: [] for n in names}
+    keys = list(variants)
+    times: dict = {k: [] for k in keys}
+    evals: dict = {k: [] for k in keys}
     loads: list[float] = []
     for r in range(a.repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for n in order:
-            t, e = variants[n]()
-            times[n].append(t)
-            evals[n].append(e)
+        order = keys[r % len(keys):] + keys[:r % len(keys)]
+        for k in order:
+            set_threads(k[1])
+            t, e = variants[k]()
+            times[k].append(t)
+            evals[k].append(e)
         loads.append(load1())
         print(f"repeat {r + 1}: load1 {loads[-1]:.2f}  "
-              + "  ".join(f"{n} {times[n][-1]:.2f}s" for n in names), flush=True)
+              + "  ".join(f"{label(k)} {times[k][-1]:.2f}s" for k in keys), flush=True)
 
-    med = {n: statistics.median(v) for n, v in times.items()}
-    med_eval = {n: statistics.median(v) for n, v in evals.items()}
+    med = {k: statistics.median(v) for k, v in times.items()}
+    med_eval = {k: statistics.median(v) for k, v in evals.items()}
     print(f"\nmedian over {a.repeats} repeats, seconds per epoch of {a.train_size} digits "
           f"(load1 median {statistics.median(loads):.2f}, min {min(loads):.2f}, max {max(loads):.2f})")
-    print(f"{'variant':<14}{'train s':>9}{'eval s':>9}{'ms/batch':>10}{'x bare':>8}{'x vae':>8}")
+    print(f"{'variant':<18}{'train s':>9}{'eval s':>9}{'ms/batch':>10}{'x bare':>8}{'x vae':>8}")
     nb = -(-a.train_size // 100)
-    for n in names:
-        ratio_vae = f"{med[n] / med['vae']:8.2f}" if n in configs else f"{'':>8}"
-        ev = f"{med_eval[n]:9.2f}" if n in configs else f"{'':>9}"
-        print(f"{n:<14}{med[n]:9.2f}{ev}{1000 * med[n] / nb:10.1f}{med[n] / med['bare']:8.2f}{ratio_vae}")
-    ok_vae = med["vae"] / med["bare"] <= 1.15
-    print(f"\ntarget package vae <= 1.15 x bare: {med['vae'] / med['bare']:.3f} "
-          f"{'met' if ok_vae else 'MISSED'}")
-    if "tps-tvae" in med:
-        r = med["tps-tvae"] / med["vae"]
-        print(f"target tps-tvae <= 2 x vae: {r:.3f} {'met' if r <= 2 else 'MISSED'}")
+    for k in keys:
+        n, t = k
+        ratio_vae = f"{med[k] / med[('vae', t)]:8.2f}" if n in configs else f"{'':>8}"
+        ev = f"{med_eval[k]:9.2f}" if n in configs else f"{'':>9}"
+        print(f"{label(k):<18}{med[k]:9.2f}{ev}{1000 * med[k] / nb:10.1f}{med[k] / med[('bare', t)]:8.2f}"
+              f"{ratio_vae}")
+    for t in a.threads:
+        tag = f" ({t} thread{'s' if t > 1 else ''})"
+        r_vae = med[("vae", t)] / med[("bare", t)]
+        print(f"\ntarget package vae <= 1.15 x bare{tag}: {r_vae:.3f} {'met' if r_vae <= 1.15 else 'MISSED'}")
+        if "tps-tvae" in configs:
+            r = med[("tps-tvae", t)] / med[("vae", t)]
+            print(f"target tps-tvae <= 2 x vae{tag}: {r:.3f} {'met' if r <= 2 else 'MISSED'}")
+    if len(a.threads) > 1:
+        t0 = a.threads[0]
+        for t in a.threads[1:]:
+            print("speed-up of " + ", ".join(f"{n} {med[(n, t0)] / med[(n, t)]:.2f}x" for n in base)
+                  + f" with {t} threads over {t0}")
     if a.profile:
-        print(f"\nprofile of one package epoch of {a.profile}:")
+        set_threads(a.threads[0])
+        print(f"\nprofile of one package epoch of {a.profile} ({a.threads[0]} thread(s)):")
         profile_model(configs.get(a.profile) or Config(model=a.profile, zdim=a.zdim, epochs=1), data)
     return 0
 

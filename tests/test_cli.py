@@ -269,3 +269,16 @@ def test_profile_prints_settings(data_env: Path, capsys) -> None:
     assert cli.main(["profile", "quick", "--epochs", "3"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["name"] == "quick" and out["epochs"] == 3 and out["train_size"] == 6000
+
+
+# ---------------------------------------------------------------- numerical fault ----
+def test_nan_loss_one_line_and_checkpoint_kept(data_env: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("TVAE_TEST_NAN_AT", "2:1")  # the trainer's test hook: NaN at epoch 2, batch 1
+    args = ["train", "--model", "vae", "--zdim", "2", "--train-size", "200", "--epochs", "3", "--out", "n.pt",
+            "--no-progress"]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tvae: error: non-finite loss")
+    assert "epoch 2, batch 1" in err and "n.pt" in err
+    state = read_checkpoint("n.pt")
+    assert state["epoch"] == 1 and not state["complete"]

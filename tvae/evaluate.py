@@ -105,7 +105,9 @@ def add_noise(x: Tensor, kind: str, level: float, seed: int = 0) -> Tensor:
         salt = (torch.rand(x.shape, generator=g, device=x.device) < 0.5).to(x.dtype)
         return torch.where(hit, salt, x)
     if kind == "occlusion":
-        side = max(1, int(round(level * 28)))
+        side = int(round(level * 28))
+        if side == 0:
+            return x.clone()
         n = len(x)
         r0 = torch.randint(0, 28 - side + 1, (n, 1, 1), generator=g, device=x.device)
         c0 = torch.randint(0, 28 - side + 1, (n, 1, 1), generator=g, device=x.device)
@@ -122,7 +124,7 @@ def pca_features(train_images: np.ndarray, test_images: np.ndarray, dim: int, se
     """PCA with ``dim`` components fitted on the training images; both splits projected."""
     from sklearn.decomposition import PCA
 
-    pca = PCA(n_components=dim, random_state=seed).fit(train_images)
+    pca = PCA(n_components=dim, svd_solver="full", random_state=seed).fit(train_images)
     return pca.transform(train_images), pca.transform(test_images)
 
 

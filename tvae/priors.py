@@ -111,8 +111,7 @@ class GaussianPose(PoseHead):
         else:
             self.b = nn.Parameter(b0)
         if prior == "lowrank":
-            g = torch.Generator().manual_seed(0)
-            w0 = torch.randn(out_dim, self.code_dim, generator=g) * INIT_POSE_SCALE / self.code_dim ** 0.5
+            w0 = torch.randn(out_dim, self.code_dim) * INIT_POSE_SCALE / self.code_dim ** 0.5
             self.w = nn.Parameter(w0)
         else:
             self.w = nn.Parameter(torch.full((out_dim,), INIT_POSE_SCALE))

@@ -34,14 +34,18 @@ terms on the whole test set): a faithful curve at a sixth of the cost of a full 
 
 # ------------------------------------------------------------------------ runtime ----
 def configure_threads(n: int | None = None) -> int:
-    """Set torch's intra-op thread count: ``n``, else ``$TVAE_THREADS``, else the core count.
+    """Set torch's intra-op thread count to ``n``, else ``$TVAE_THREADS``; with neither, leave
+    torch's own choice (one thread per physical core) or the caller's ``set_num_threads``.
 
     Parallel jobs must share the cores: ``make -j`` exports ``TVAE_THREADS`` so that jobs x
-    threads does not exceed the cores (oversubscription makes torch many times slower).
+    threads does not exceed the cores (oversubscription makes torch many times slower; see
+    benchmarks/README.md). Returns the thread count in force.
     """
     if n is None:
         env = os.environ.get("TVAE_THREADS")
-        n = int(env) if env else (os.cpu_count() or 1)
+        if not env:
+            return torch.get_num_threads()
+        n = int(env)
     n = max(1, int(n))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
@@ -115,6 +119,7 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
     flushed and fsynced, then renamed over ``path``. A reader never sees a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale_temps(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -125,6 +130,18 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _sweep_stale_temps(path: Path) -> None:
+    """Remove temporary files left beside ``path`` by writers that were killed mid-write."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            pid = int(tmp.name.rsplit(".", 2)[-2])
+            os.kill(pid, 0)          # the writer is alive: leave its file alone
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except (ValueError, PermissionError):
+            pass
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -195,9 +195,18 @@ def test_explorer_in_chromium(site, browser, http_url, mode, tmp_path):
         shown = np.array(page.evaluate(_CANVAS_PIXELS, 2)) / 255
         assert np.abs(shown - x_ref).max() < 1.5 / 255, f"{name}: encoded digit drawn wrongly"
         if em.pose.size:
-            before_y, before_x = _canvas(page, 1), _canvas(page, 2)
+            # Random pose: new slider values, the same y', and x' = PyTorch's decoding of them.
+            state = ("() => { const e = window.tvaeExplorer.instances[0]; "
+                     "return [Array.from(e.z), e.values]; }")
+            before_y, (_, before_vals) = _canvas(page, 1), page.evaluate(state)
             page.get_by_role("button", name="random pose").click()
-            assert _canvas(page, 2) != before_x and _canvas(page, 1) == before_y
+            z_now, vals = page.evaluate(state)
+            assert vals != before_vals and _canvas(page, 1) == before_y
+            with torch.no_grad():
+                x_now = em.model.decode(torch.tensor([z_now], dtype=torch.float32),
+                                        torch.tensor(em.pose.to_u(np.array(vals)), dtype=torch.float32)[None])
+            shown = np.array(page.evaluate(_CANVAS_PIXELS, 2)) / 255
+            assert np.abs(shown - x_now[0].double().numpy()).max() < 1.5 / 255
         page.get_by_role("button", name="reset").click()
         assert _canvas(page, 0) == blank_input
         assert page.evaluate("Array.from(window.tvaeExplorer.instances[0].z)") == [0.0] * em.zdim

@@ -575,7 +575,8 @@ def export_model(em: ExplorerModel, digits: Tensor, labels: list[int] | None = N
         post = model.encode(digits.cpu())
     dz = post.mu_z.double().numpy()
     du = post.u.double().numpy()
-    vals, res = zip(*(spec.from_u(u) for u in du), strict=True) if spec.size else ([[]] * len(dz),) * 2
+    pairs = [spec.from_u(u) for u in du] if spec.size else [(np.zeros(0), np.zeros(0))] * len(dz)
+    vals, res = [v for v, _ in pairs], [r for _, r in pairs]
     warp = model.warp.name if model.has_pose else None
     base = {
         "format": EXPORT_FORMAT, "name": em.name, "label": em.label, "kind": model.config.model,

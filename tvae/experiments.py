@@ -959,7 +959,9 @@ def likelihood_verdicts(df: pd.DataFrame) -> list[dict]:
                      f"gap / KL within [{lo:g}, {hi:g}] for {len(ok)} of {len(df)} models "
                      f"(k = {int(df.k.iloc[0])}): "
                      + ", ".join(f"{r.label} {r.gap:.2f}/{r.kl:.2f} = {r.gap_over_kl:.2f}"
-                                 for r in df.itertuples()))]
+                                 for r in df.itertuples())
+                     + (f"; across digits gap and KL correlate with r from {c.min():.2f} to {c.max():.2f}"
+                        if len(c := df.get("corr_gap_kl", pd.Series(dtype=float)).dropna()) else ""))]
 
 
 def denoising_verdicts(df: pd.DataFrame) -> list[dict]:

@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     threads = None
+    # Training bars would end up as stray lines in the rendered pages; papermill's own cell
+    # progress bar still shows on the terminal.
+    os.environ.setdefault("TVAE_PROGRESS", "0")
     if not os.environ.get("TVAE_THREADS"):
         threads = thread_budget(os.environ.get("MAKEFLAGS", ""), cores())
         if threads is not None:

@@ -45,7 +45,7 @@ def _complete(path: Path) -> bool:
 
 def get_model(config: Config, data=None, *, data_dir: str | Path | None = None,
               device: str | None = None, root: str | Path | None = None,
-              progress: bool = True) -> tuple[VAE, dict]:
+              progress: bool | None = None) -> tuple[VAE, dict]:
     """The trained model of ``config`` (trained now if not cached) and its checkpoint dict
     (``history``, ``config``, ``data_identity``...). ``data``: a :class:`tvae.data.Dataset`,
     else loaded as the config says."""

@@ -58,7 +58,7 @@ class Profile:
         d = self.data(name)
         return d.x_test[: self.test_size] if self.test_size else d.x_test
 
-    def model(self, model: str, zdim: int, *, progress: bool = True, **kw):
+    def model(self, model: str, zdim: int, *, progress: bool | None = None, **kw):
         """The trained model of :meth:`config` from the model cache (trained now if missing)."""
         from .cache import get_model
 

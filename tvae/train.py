@@ -205,7 +205,7 @@ def _fault_nan_at() -> tuple[int, int] | None:
 
 def train(config: Config, data=None, *, out: str | Path | None = None, resume: bool = False,
           device: str | torch.device | None = None, data_dir: str | Path | None = None,
-          progress: bool = True, nan_at: tuple[int, int] | None = None,
+          progress: bool | None = None, nan_at: tuple[int, int] | None = None,
           on_epoch=None) -> TrainResult:
     """Train ``config`` and return the model and its history.
 
@@ -213,7 +213,8 @@ def train(config: Config, data=None, *, out: str | Path | None = None, resume: b
     ``out``: checkpoint path, rewritten atomically after every epoch. ``resume``: continue
     from ``out`` if it exists (it must come from the same config and data). ``nan_at``:
     ``(epoch, batch)``, 1-based, where a NaN is forced into the loss (a test hook).
-    ``on_epoch(epoch, row)`` is called after each epoch (for live plots).
+    ``on_epoch(epoch, row)`` is called after each epoch (for live plots). ``progress``: a tqdm
+    bar; ``None`` follows ``$TVAE_PROGRESS`` (``0`` turns it off, as the book build does).
     """
     from . import data as tdata
 
@@ -262,6 +263,8 @@ def train(config: Config, data=None, *, out: str | Path | None = None, resume: b
         start_epoch = state["epoch"]
 
     nan_at = nan_at or _fault_nan_at()
+    if progress is None:
+        progress = os.environ.get("TVAE_PROGRESS", "1") != "0"
     bar = None
     if progress and start_epoch < config.epochs:
         from tqdm.auto import tqdm

@@ -131,7 +131,7 @@ def pca_features(train_images: np.ndarray, test_images: np.ndarray, dim: int, se
 def _svm(c: float, max_iter: int):
     from sklearn.svm import LinearSVC
 
-    return LinearSVC(C=c, max_iter=max_iter)
+    return LinearSVC(C=c, max_iter=max_iter, random_state=0)
 
 
 def cv_accuracy(x: np.ndarray, y: np.ndarray, c: float, folds: int = 9, max_iter: int = 2000

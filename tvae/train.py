@@ -28,8 +28,11 @@ FORMAT_VERSION = 1
 
 EVAL_BATCH = 2000
 EVAL_TRAIN_MAX = 10000
-"""The per-epoch train-set terms are measured on the first 10,000 training digits (the test
-terms on the whole test set): a faithful curve at a sixth of the cost of a full pass."""
+EVAL_CURVE_MAX = 2000
+"""Per-epoch evaluation (the learning curves): the train and test ELBO terms on the first
+2,000 digits of each split after every epoch but the last, and after the last epoch on the
+first 10,000 training digits and the whole test set (the numbers a run reports). The row's
+``n_eval_train`` and ``n_eval_test`` say which."""
 
 
 # ------------------------------------------------------------------------ runtime ----
@@ -203,6 +206,7 @@ def _fault_nan_at() -> tuple[int, int] | None:
     return int(e), int(b)
 
 
+@torch.enable_grad()  # callable from inside torch.no_grad()
 def train(config: Config, data=None, *, out: str | Path | None = None, resume: bool = False,
           device: str | torch.device | None = None, data_dir: str | Path | None = None,
           progress: bool | None = None, nan_at: tuple[int, int] | None = None,
@@ -307,11 +311,13 @@ def train(config: Config, data=None, *, out: str | Path | None = None, resume: b
                 if b % 50 == 0:
                     bar.set_postfix(epoch=epoch, loss=f"{running / seen:.2f}", refresh=False)
         row = {"epoch": epoch, "seconds": time.perf_counter() - t0, "train_loss": running / seen}
-        for split, xs in (("train", x_train[:EVAL_TRAIN_MAX]), ("test", x_test)):
+        last = epoch == config.epochs
+        n_tr, n_te = (EVAL_TRAIN_MAX, len(x_test)) if last else (EVAL_CURVE_MAX, EVAL_CURVE_MAX)
+        row["n_eval_train"], row["n_eval_test"] = min(n_tr, n), min(n_te, len(x_test))
+        for split, xs in (("train", x_train[:n_tr]), ("test", x_test[:n_te])):
             for k, v in evaluate_terms(model, xs, seed=config.seed + 2).items():
                 row[f"{split}_{k}"] = v
         history.append(row)
-        last = epoch == config.epochs
         if last and model.has_pose:
             model.u_mean.copy_(mean_pose(model, x_train))
         model.train()

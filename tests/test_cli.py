@@ -282,3 +282,21 @@ def test_nan_loss_one_line_and_checkpoint_kept(data_env: Path, capsys, monkeypat
     assert "epoch 2, batch 1" in err and "n.pt" in err
     state = read_checkpoint("n.pt")
     assert state["epoch"] == 1 and not state["complete"]
+
+
+# ----------------------------------------------------------------------- threads ----
+def test_choose_threads(monkeypatch) -> None:
+    cores = len(os.sched_getaffinity(0))
+    try:
+        assert cli.choose_threads(1) == 1 and torch.get_num_threads() == 1
+        monkeypatch.setenv("TVAE_THREADS", "1")
+        assert cli.choose_threads() == 1
+        monkeypatch.delenv("TVAE_THREADS")
+        monkeypatch.setattr(os, "getloadavg", lambda: (cores + 5.0, 0.0, 0.0))  # every core busy
+        assert cli.choose_threads() == 1
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))  # idle
+        assert cli.choose_threads() == cores == torch.get_num_threads()
+        with pytest.raises(cli.ConfigError, match="--threads"):
+            cli.choose_threads(0)
+    finally:
+        torch.set_num_threads(1)

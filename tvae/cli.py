@@ -48,6 +48,35 @@ def _names(options) -> str:
 
 
 # --------------------------------------------------------------------------- parser ----
+def _threads_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None, metavar="T",
+                   help="torch CPU threads (default $TVAE_THREADS, else the cores not already busy "
+                        "by the 1-minute load average, at least 1)")
+
+
+def choose_threads(requested: int | None = None) -> int:
+    """Set and return torch's CPU thread count: ``requested``, else ``$TVAE_THREADS``, else
+    ``cores - round(load average)`` clamped to ``1..cores``.
+
+    The load-aware default matters on shared machines: with every core already busy, a
+    second torch thread makes an epoch 10-20 x slower (benchmarks/README.md).
+    """
+    from .train import configure_threads
+
+    if requested is not None:
+        if requested < 1:
+            raise ConfigError(f"--threads must be >= 1, got {requested}")
+        return configure_threads(requested)
+    if os.environ.get("TVAE_THREADS"):
+        return configure_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = round(os.getloadavg()[0])
+    except OSError:  # not available on this platform
+        busy = 0
+    return configure_threads(max(1, min(cores, cores - busy)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m tvae`` (sub-commands train, evaluate, sample, profile)."""
     p = _Parser(prog=PROG, description="Transformer VAEs (Vivé 2017): train, evaluate, sample.",
@@ -99,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out instead of refusing (starts from scratch)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
+    _threads_flag(t)
 
     e = sub.add_parser("evaluate", help="print test ELBO terms and log-likelihood as JSON",
                        description="Print one JSON object: mean per-sample test ELBO terms (nats: "
@@ -115,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default=None, metavar="D",
                    help="cpu, cuda, cuda:N, mps or auto (default auto)")
     e.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the posterior draws (default 0)")
+    _threads_flag(e)
 
     s = sub.add_parser("sample", help="write a grid of generated digits as a PNG",
                        description="Draw z from its prior and the pose as --pose says; write the "
@@ -129,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the draws (default 0)")
     s.add_argument("--device", default=None, metavar="D",
                    help="cpu, cuda, cuda:N, mps or auto (default auto)")
+    _threads_flag(s)
 
     pr = sub.add_parser("profile", help="show the settings of a book profile (smoke, quick, paper)",
                         description="Print the settings of one of the book's run profiles as JSON "
@@ -175,7 +207,7 @@ def default_out(config: Config) -> Path:
 # ------------------------------------------------------------------------- commands ----
 def cmd_train(a: argparse.Namespace, argv: list[str]) -> int:
     from .data import load_dataset
-    from .train import configure_threads, read_checkpoint, select_device, train
+    from .train import read_checkpoint, select_device, train
 
     config = config_from_args(a)
     dev = select_device(a.device)
@@ -188,7 +220,7 @@ def cmd_train(a: argparse.Namespace, argv: list[str]) -> int:
                           "start again, or choose another --out")
     if a.resume and out.exists():
         read_checkpoint(out, "cpu")  # unreadable or wrong version: fail before loading data
-    configure_threads()
+    threads = choose_threads(a.threads)
     data = load_dataset(config.dataset, a.data_dir, device=dev, train_size=config.train_size,
                         seed=config.seed)
 
@@ -215,7 +247,7 @@ def cmd_train(a: argparse.Namespace, argv: list[str]) -> int:
     if result.history:
         last = result.history[-1]
         print(f"{config.label()}: {config.epochs} epochs, test BCE {last['test_bce']:.2f} nats, "
-              f"test ELBO {last['test_elbo']:.2f} nats; checkpoint {out}")
+              f"test ELBO {last['test_elbo']:.2f} nats; checkpoint {out} ({dev}, {threads} thread(s))")
     else:
         print(f"{config.label()}: 0 epochs (untrained model); checkpoint {out}")
     return 0
@@ -226,12 +258,12 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
     from .data import load_dataset
     from .evaluate import elbo_terms, log_likelihood
-    from .train import configure_threads, load_model, select_device
+    from .train import load_model, select_device
 
     _positive(a.k, "--k")
     _positive(a.n_test, "--n-test")
     dev = select_device(a.device)
-    configure_threads()
+    choose_threads(a.threads)
     model, state = load_model(a.checkpoint, dev)
     config = model.config
     data = load_dataset(config.dataset, a.data_dir, device=dev, train_size=config.train_size,
@@ -270,7 +302,7 @@ def cmd_sample(a: argparse.Namespace) -> int:
     import matplotlib.image
     import torch
 
-    from .train import configure_threads, load_model, select_device
+    from .train import load_model, select_device
 
     if not 1 <= a.n <= 10_000:
         raise ConfigError(f"--n must be between 1 and 10000, got {a.n}")
@@ -279,7 +311,7 @@ def cmd_sample(a: argparse.Namespace) -> int:
         raise ConfigError(f"--out {out} must end in .png")
     _check_writable(out, "--out")
     dev = select_device(a.device)
-    configure_threads()
+    choose_threads(a.threads)
     model, _ = load_model(a.checkpoint, dev)
     if a.pose == "prior" and not (model.has_pose and model.pose.stochastic):
         what = ("the plain VAE has no pose" if not model.has_pose

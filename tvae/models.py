@@ -142,15 +142,18 @@ class VAE(nn.Module):
         return -t["elbo"].mean()
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, *, pose: str = "mean",
+    def sample(self, n: int, generator: torch.Generator | None = None, *, pose: str | None = None,
                upright: bool = False) -> Tensor:
         """``n`` generated images ``(n, 784)``: ``z ~ N(0, I)``; ``u`` from its prior
         (``pose='prior'``, Gaussian priors only), the training-set mean (``'mean'``) or the
-        identity (``'identity'``); ``upright=True`` returns ``y'`` before the warp."""
+        identity (``'identity'``). The default is the prior under a Gaussian pose prior and the
+        training-set mean under the flat one. ``upright=True`` returns ``y'`` before the warp."""
         dev = next(self.parameters()).device
         z = torch.randn(n, self.config.zdim, generator=generator, device=dev)
         if upright or not self.has_pose:
             return self.decode_upright(z)
+        if pose is None:
+            pose = "prior" if self.pose.stochastic else "mean"
         return self.decode(z, self.sample_pose(n, generator, pose))
 
     def sample_pose(self, n: int, generator: torch.Generator | None = None,

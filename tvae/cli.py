@@ -191,6 +191,25 @@ def _positive(value: int | None, flag: str) -> None:
         raise ConfigError(f"{flag} must be a positive integer, got {value}; pass {flag} 1 or more")
 
 
+def load_data(name: str, data_dir: str | None, **kw):
+    """:func:`tvae.data.load_dataset`, except that when it fails the empty folders that a
+    failed download attempt left under the data root are removed again (nothing written)."""
+    from .data import FOLDERS, data_root, load_dataset
+
+    root = data_root(data_dir)
+    folder = root / FOLDERS["mnist" if name == "rot-mnist" else name]
+    fresh = [p for p in (root, folder, folder / "raw") if not p.exists()]
+    try:
+        return load_dataset(name, data_dir, **kw)
+    except TVAEError:
+        for p in reversed(fresh):  # deepest first; rmdir only removes empty folders
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+        raise
+
+
 def config_from_args(a: argparse.Namespace) -> Config:
     """The :class:`Config` of ``train``'s flags (validated: :class:`ConfigError` if bad)."""
     return Config(model=a.model, zdim=a.zdim, prior=a.prior, rank=a.rank, likelihood=a.likelihood,
@@ -206,7 +225,6 @@ def default_out(config: Config) -> Path:
 
 # ------------------------------------------------------------------------- commands ----
 def cmd_train(a: argparse.Namespace, argv: list[str]) -> int:
-    from .data import load_dataset
     from .train import read_checkpoint, select_device, train
 
     config = config_from_args(a)
@@ -221,8 +239,8 @@ def cmd_train(a: argparse.Namespace, argv: list[str]) -> int:
     if a.resume and out.exists():
         read_checkpoint(out, "cpu")  # unreadable or wrong version: fail before loading data
     threads = choose_threads(a.threads)
-    data = load_dataset(config.dataset, a.data_dir, device=dev, train_size=config.train_size,
-                        seed=config.seed)
+    data = load_data(config.dataset, a.data_dir, device=dev, train_size=config.train_size,
+                     seed=config.seed)
 
     def on_epoch(epoch: int, row: dict) -> None:
         if not a.no_progress:
@@ -256,7 +274,6 @@ def cmd_train(a: argparse.Namespace, argv: list[str]) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     import torch
 
-    from .data import load_dataset
     from .evaluate import elbo_terms, log_likelihood
     from .train import load_model, select_device
 
@@ -266,8 +283,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     choose_threads(a.threads)
     model, state = load_model(a.checkpoint, dev)
     config = model.config
-    data = load_dataset(config.dataset, a.data_dir, device=dev, train_size=config.train_size,
-                        seed=config.seed)
+    data = load_data(config.dataset, a.data_dir, device=dev, train_size=config.train_size,
+                     seed=config.seed)
     x = data.x_test[: a.n_test] if a.n_test else data.x_test
     terms = elbo_terms(model, x, seed=a.seed)
     with torch.no_grad():
@@ -371,4 +388,5 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-__all__ = ["main", "build_parser", "config_from_args", "default_out", "sample_grid"]
+__all__ = ["main", "build_parser", "choose_threads", "config_from_args", "default_out", "load_data",
+           "sample_grid"]

@@ -153,7 +153,11 @@ def tps_grid(points: Tensor, h: int, w: int) -> Tensor:
     if s * s != k:
         raise ValueError(f"TPS needs a square number of control points, got {k}")
     basis = tps_basis(s, h, w, device=points.device, dtype=points.dtype)   # (HW, K)
-    return torch.matmul(basis, points).reshape(points.shape[0], h, w, 2)
+    b = points.shape[0]
+    # One (2B, K) @ (K, HW) product: torch.matmul(basis, points) broadcasts into B batched
+    # (HW, K) @ (K, 2) GEMMs, which are very thin and slow on the CPU (forward and backward).
+    out = points.transpose(1, 2).reshape(b * 2, k) @ basis.T                # (2B, HW)
+    return out.reshape(b, 2, h, w).permute(0, 2, 3, 1)
 
 
 def tps_warp(img: Tensor, points: Tensor, padding_mode: str = "zeros") -> Tensor:

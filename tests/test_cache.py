@@ -15,7 +15,7 @@ import torch
 import tvae.cache
 from tvae import Config, TrainingError
 from tvae.cache import entry_path, get_model, is_cached
-from tvae.train import read_checkpoint, train
+from tvae.train import MODEL_VERSION, read_checkpoint, train
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -184,4 +184,5 @@ def test_cache_dir_from_environment(tmp_path, monkeypatch, mnist300_short):
     monkeypatch.setenv("TVAE_CACHE", str(tmp_path / "envcache"))
     path = entry_path(tiny(), mnist300_short.identity)
     assert path.parent == tmp_path / "envcache"
-    assert path.name.startswith("vae-z3-") and path.name.endswith(f"-{mnist300_short.identity}.pt")
+    assert path.name.startswith("vae-z3-")
+    assert path.name.endswith(f"-{mnist300_short.identity}-m{MODEL_VERSION}.pt")

@@ -127,8 +127,10 @@ def test_builds_starts_at_identity_and_gives_finite_terms(model, prior, rank, di
         assert (t["kl_u"] > 0).all()          # random log-sigma head: q(u'|x) != N(0, I)
     loss = m.loss(x, gen(3))
     assert loss.shape == () and torch.isclose(loss, -t["elbo"].mean())
-    samples = m.sample(5, gen(4))
-    assert samples.shape == (5, 784) and ((samples > 0) & (samples < 1)).all()
+    samples = m.sample(5, gen(4))       # u from the prior under a Gaussian prior: zero padding
+    assert samples.shape == (5, 784) and ((samples >= 0) & (samples < 1)).all()
+    upright = m.sample(5, gen(4), upright=True)
+    assert ((upright > 0) & (upright < 1)).all()
 
 
 @pytest.mark.parametrize("model", ["affine-tvae", "affine-dtvae", "tps-tvae", "tps-dtvae"])

@@ -1,8 +1,9 @@
 """The model cache: a config, the data's identity and the seed are trained once, then loaded.
 
 Entries live in ``$TVAE_CACHE`` (default ``./cache``) as ``<model>-z<dim>-<config key>-<data
-identity>.pt`` checkpoints. A file lock per entry makes concurrent requests (``make -j``,
-two notebooks) train it once: the first process trains while the others wait, then all load.
+identity>-m<MODEL_VERSION>.pt`` checkpoints (a new model version never reuses old entries).
+A file lock per entry makes concurrent requests (``make -j``, two notebooks) train it once:
+the first process trains while the others wait, then all load.
 A corrupt or truncated entry is reported as a warning and retrained; an interrupted one (a
 checkpoint that is not yet complete) is resumed.
 """
@@ -18,7 +19,7 @@ from filelock import FileLock
 from .config import Config
 from .errors import CheckpointError
 from .models import VAE
-from .train import load_model, read_checkpoint, select_device, train
+from .train import MODEL_VERSION, load_model, read_checkpoint, select_device, train
 
 
 def cache_dir(root: str | Path | None = None) -> Path:
@@ -28,7 +29,8 @@ def cache_dir(root: str | Path | None = None) -> Path:
 
 def entry_path(config: Config, data_identity: str, root: str | Path | None = None) -> Path:
     """Where the model for ``config`` trained on data ``data_identity`` is cached."""
-    return cache_dir(root) / f"{config.model}-z{config.zdim}-{config.key()}-{data_identity}.pt"
+    return (cache_dir(root)
+            / f"{config.model}-z{config.zdim}-{config.key()}-{data_identity}-m{MODEL_VERSION}.pt")
 
 
 def _complete(path: Path) -> bool:

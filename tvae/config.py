@@ -48,8 +48,19 @@ class Config:
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        object.__setattr__(self, "loc_hidden", tuple(int(h) for h in self.loc_hidden))
+        for name in ("hidden", "loc_hidden"):
+            value = getattr(self, name)
+            try:
+                sizes = tuple(int(h) for h in value)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"{name} must be a sequence of positive integers, got {value!r}") from e
+            if not sizes:
+                raise ConfigError(f"{name} needs at least one layer, got {value!r}")
+            object.__setattr__(self, name, sizes)
+        if self.lr is not None:
+            if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)):
+                raise ConfigError(f"learning rate must be a number, got {self.lr!r}; pass --lr > 0")
+            object.__setattr__(self, "lr", float(self.lr))   # lr=1 and lr=1.0: one cache key
         validate(self)
 
     # ------------------------------------------------------------------ derived ----
@@ -131,7 +142,9 @@ def validate(c: Config) -> None:
     if c.train_size is not None and (not isinstance(c.train_size, int) or c.train_size <= 0):
         raise ConfigError(f"train size must be a positive integer, got {c.train_size!r}; "
                           "omit --train-size for the full training set")
-    if c.lr is not None and not c.lr > 0:
+    if c.seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {c.seed}; pass --seed 0 or more")
+    if c.lr is not None and not 0 < c.lr < float("inf"):
         raise ConfigError(f"learning rate must be positive, got {c.lr}; pass --lr > 0")
     if c.model == "vae" and c.prior != "flat":
         raise ConfigError(f"the plain VAE has no pose, so no pose prior; drop --prior {c.prior}")
@@ -141,7 +154,8 @@ def validate(c: Config) -> None:
     if c.tps_start == "double" and c.warp != "tps":
         raise ConfigError("--tps-start double applies only to TPS models")
     if c.prior == "lowrank":
-        if c.rank is None or not 1 <= c.rank <= c.udim:
+        if (not isinstance(c.rank, int) or isinstance(c.rank, bool)
+                or not 1 <= c.rank <= c.udim):
             raise ConfigError(f"rank must be in 1..{c.udim} (dim u of {c.model}) for the lowrank "
                               f"prior, got {c.rank}; pass --rank between 1 and {c.udim}")
     elif c.rank is not None:

@@ -128,10 +128,16 @@ def pca_features(train_images: np.ndarray, test_images: np.ndarray, dim: int, se
     return pca.transform(train_images), pca.transform(test_images)
 
 
+SVM_DUAL: bool | str = "auto"
+"""LinearSVC's solver. The paper's scikit-learn (2017) defaulted to ``dual=True``,
+``max_iter=1000``; today's ``'auto'`` picks the primal solver when there are more codes than
+features (every model row). Same optimum when both converge; say which one the book used."""
+
+
 def _svm(c: float, max_iter: int):
     from sklearn.svm import LinearSVC
 
-    return LinearSVC(C=c, max_iter=max_iter, random_state=0)
+    return LinearSVC(C=c, max_iter=max_iter, dual=SVM_DUAL, random_state=0)
 
 
 def cv_accuracy(x: np.ndarray, y: np.ndarray, c: float, folds: int = 9, max_iter: int = 2000
@@ -160,8 +166,10 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     cv = cv_accuracy(train_x, train_y, c, folds, max_iter)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        test = _svm(c, max_iter).fit(train_x, train_y).score(test_x, test_y) * 100
-    return {"cv_mean": float(cv.mean()), "cv_std": float(cv.std()), "test": float(test), "C": c}
+        svm = _svm(c, max_iter).fit(train_x, train_y)
+        test = svm.score(test_x, test_y) * 100
+    return {"cv_mean": float(cv.mean()), "cv_std": float(cv.std()), "test": float(test), "C": c,
+            "converged": bool(int(svm.n_iter_) < max_iter)}
 
 
 def choose_common_c(feature_sets: list[np.ndarray], y: np.ndarray, grid=C_GRID,

@@ -394,7 +394,7 @@ def recon_vs_dim(P: Profile, *, write: bool = True, out_dir: str | Path | None =
                      "label": LABELS[cfg.model], "active_z": active})
     df = pd.DataFrame(rows)
     if write:
-        df.to_csv(Path(out_dir or P.results_dir()) / "recon_vs_dim.csv", index=False)
+        write_csv(df, Path(out_dir or P.results_dir()) / "recon_vs_dim.csv")
     return df
 
 
@@ -599,7 +599,8 @@ def table1(P: Profile, *, kinds: Iterable[str] = ALL_KINDS, modern: bool = True,
             out.append({"input": r["input"], "dim": r["dim"], "protocol": protocol,
                         "cv_mean": res["cv_mean"], "cv_std": res["cv_std"], "test": res["test"],
                         "paper_cv_mean": pcv, "paper_cv_std": psd, "paper_test": pte, "C": c,
-                        "test_zu": res.get("test_zu", math.nan), "diff_cv": res["cv_mean"] - pcv,
+                        "test_zu": res.get("test_zu", math.nan), "converged": res["converged"],
+                        "diff_cv": res["cv_mean"] - pcv,
                         "diff_test": res["test"] - pte,
                         "within_2sd": bool(abs(res["cv_mean"] - pcv) <= REPRODUCE_SDS * psd)
                         if paper and r["row_kind"] == "paper" else None,
@@ -609,7 +610,7 @@ def table1(P: Profile, *, kinds: Iterable[str] = ALL_KINDS, modern: bool = True,
                         if protocol == "common-C" else ""})
     df = pd.DataFrame(out)
     if write:
-        df.to_csv(Path(out_dir or P.results_dir()) / "table1.csv", index=False)
+        write_csv(df, Path(out_dir or P.results_dir()) / "table1.csv")
     return df
 
 
@@ -808,7 +809,7 @@ def likelihood_table(P: Profile, *, configs: Iterable[Config] | None = None, wri
                      "corr_gap_kl": corr, "label": label(cfg), "seed": cfg.seed})
     df = pd.DataFrame(rows, columns=LIKELIHOOD_COLUMNS)
     if write:
-        df.to_csv(Path(out_dir or P.results_dir()) / "likelihood.csv", index=False)
+        write_csv(df, Path(out_dir or P.results_dir()) / "likelihood.csv")
     return df
 
 
@@ -1105,6 +1106,21 @@ def plot_ll_vs_k(curves: pd.DataFrame):
 
 
 # ----------------------------------------------------------------------- results ----
+def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``df`` to ``path`` atomically (temporary file in the same folder, then rename), so
+    a chapter reading it under ``make -j`` never sees a half-written table."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def read_result(P: Profile, name: str, root: str | Path = "results") -> pd.DataFrame | None:
     """``results/<profile>/<name>.csv`` as a DataFrame, or None if no chapter wrote it yet."""
     path = Path(root) / P.name / f"{name}.csv"

@@ -128,6 +128,10 @@ def resolve(profile: str = "paper", *, epochs: int | None = None, seed: int | No
         raise ConfigError(f"epochs must be >= 0, got {epochs}; pass -p epochs 0 or more")
     if train_size is not None and train_size <= 0:
         raise ConfigError(f"train_size must be positive, got {train_size}")
+    if device is not None:
+        from .train import select_device
+
+        select_device(device)  # a DeviceError now, in the parameters cell, not at the first model
     p = _BASE[profile]
     changes = {k: v for k, v in dict(epochs=epochs, seed=seed, device=device, data_dir=data_dir,
                                      train_size=train_size).items() if v is not None}

@@ -20,11 +20,16 @@ import torch
 from torch import Tensor
 
 from .config import Config
-from .errors import CheckpointError, DeviceError, TrainingError
+from .errors import CheckpointError, ConfigError, DeviceError, TrainingError
 from .models import VAE, build_model
 
 FORMAT_VERSION = 1
 """Checkpoint format version; checkpoints of another version are refused."""
+
+MODEL_VERSION = 1
+"""Version of what training produces (model code, initialisation, training loop). Bump it
+whenever a change to them alters trained weights: it is part of the model cache's entry names,
+so stale cached models are never reused."""
 
 EVAL_BATCH = 2000
 EVAL_TRAIN_MAX = 10000
@@ -48,6 +53,9 @@ def configure_threads(n: int | None = None) -> int:
         env = os.environ.get("TVAE_THREADS")
         if not env:
             return torch.get_num_threads()
+        if not env.strip().isdigit():
+            raise ConfigError(f"TVAE_THREADS must be a positive integer, got {env!r}; "
+                              "unset it or set e.g. TVAE_THREADS=1")
         n = int(env)
     n = max(1, int(n))
     if torch.get_num_threads() != n:
@@ -175,7 +183,11 @@ def load_model(path: str | Path, device: str | torch.device | None = "cpu") -> t
     state = read_checkpoint(path, dev)
     config = Config.from_dict(state["config"])
     model = build_model(config).to(dev)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {path} does not match the {config.model} model of this tvae "
+                              f"({type(e).__name__}: {str(e).splitlines()[0]}); retrain it") from e
     model.eval()
     return model, state
 
@@ -228,6 +240,12 @@ def train(config: Config, data=None, *, out: str | Path | None = None, resume: b
         data = tdata.load_dataset(config.dataset, data_dir, device=dev,
                                   train_size=config.train_size, seed=config.seed)
     else:
+        if data.name != config.dataset:
+            raise ConfigError(f"data is {data.name!r} but the config says dataset {config.dataset!r}; "
+                              "pass matching data or omit it")
+        if config.train_size is not None and len(data.x_train) != config.train_size:
+            raise ConfigError(f"data has {len(data.x_train)} training digits but the config says "
+                              f"train_size {config.train_size}; pass matching data or omit it")
         data = data.to(dev)
     x_train, x_test = data.x_train, data.x_test
     n = len(x_train)
@@ -276,7 +294,8 @@ def train(config: Config, data=None, *, out: str | Path | None = None, resume: b
                    unit="batch", leave=False, mininterval=1.0)
 
     def snapshot(epoch: int, complete: bool) -> dict:
-        return {"format_version": FORMAT_VERSION, "config": config.to_dict(),
+        return {"format_version": FORMAT_VERSION, "model_version": MODEL_VERSION,
+                "config": config.to_dict(),
                 "data_identity": data.identity, "epoch": epoch, "complete": complete,
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "rng": {"perm": perm_gen.get_state(), "noise": noise_gen.get_state().cpu(),
@@ -303,6 +322,17 @@ def train(config: Config, data=None, *, out: str | Path | None = None, resume: b
                                     "another --seed")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            # A finite loss can still give inf/NaN gradients; Adadelta then writes NaN into the
+            # weights and the end-of-epoch checkpoint would store them as "good".
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
+            if not torch.isfinite(gnorm):
+                if bar is not None:
+                    bar.close()
+                kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept at {out}"
+                        if out is not None and epoch > 1 else "no checkpoint was written")
+                raise TrainingError(f"non-finite gradient at epoch {epoch}, batch {b + 1} of "
+                                    f"{config.label()}; {kept}; lower the learning rate or try "
+                                    "another --seed")
             opt.step()
             running += lv * len(xb)
             seen += len(xb)

@@ -41,7 +41,8 @@ def test_linear_probe_on_separable_data_is_perfect():
     x, y = blobs(60, 10, 12, sep=10.0, seed=0)
     xt, yt = blobs(20, 10, 12, sep=10.0, seed=1)
     r = linear_probe(x, y, xt, yt, c=1.0)
-    assert set(r) == {"cv_mean", "cv_std", "test", "C"}
+    assert set(r) == {"cv_mean", "cv_std", "test", "C", "converged"}
+    assert r["converged"] is True           # separable blobs: the solver stops well within max_iter
     assert r["cv_mean"] == pytest.approx(100.0) and r["cv_std"] == pytest.approx(0.0)
     assert r["test"] == pytest.approx(100.0) and r["C"] == 1.0
 

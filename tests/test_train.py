@@ -390,3 +390,31 @@ def test_same_seed_same_results_different_seed_different(mnist300_short):
     assert all(r1["test_elbo"] != r2["test_elbo"] for r1, r2 in zip(other.history, a.history, strict=True))
     co = codes(other.model, x, with_pose=True)
     assert co.shape == ca.shape and not np.allclose(co, ca)
+
+
+def test_non_finite_gradient_stops_before_the_weights_change(tmp_path, mnist300_short, monkeypatch):
+    """A finite loss with an infinite gradient (forced by a hook in the second epoch) must not
+    reach the optimiser: training stops naming epoch and batch, and the checkpoint on disk is
+    the clean epoch-1 one, with finite weights."""
+    import tvae.train as tt
+
+    build = tt.build_model
+    calls = {"n": 0}
+
+    def poisoned(config):
+        model = build(config)
+
+        def hook(grad):
+            calls["n"] += 1
+            return grad * float("inf") if calls["n"] > 3 else grad   # epoch 1 has 3 batches
+        model.decoder[-1].weight.register_hook(hook)
+        return model
+
+    monkeypatch.setattr(tt, "build_model", poisoned)
+    cfg = Config(model="vae", zdim=3, epochs=3, batch_size=100, seed=0)
+    out = tmp_path / "m.pt"
+    with pytest.raises(TrainingError, match=r"non-finite gradient at epoch 2, batch 1"):
+        train(cfg, mnist300_short, out=out, progress=False)
+    state = read_checkpoint(out)
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

@@ -342,6 +342,7 @@ def cmd_sample(a: argparse.Namespace) -> int:
     os.close(fd)
     try:
         matplotlib.image.imsave(tmp, grid, cmap="gray", vmin=0.0, vmax=1.0)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the image is an ordinary output
         os.replace(tmp, out)
     finally:
         Path(tmp).unlink(missing_ok=True)

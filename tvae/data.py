@@ -248,6 +248,7 @@ def decompress_debian_fashion(root: str | Path, debian_dir: str | Path | None = 
             with os.fdopen(fd, "wb") as out, gzip.open(gz, "rb") as src:
                 while chunk := src.read(1 << 20):
                     out.write(chunk)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; data files are world-readable
             os.replace(tmp, dest)
         except (OSError, EOFError, zlib.error) as exc:
             Path(tmp).unlink(missing_ok=True)

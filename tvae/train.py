@@ -302,6 +302,16 @@ def train(config: Config, data=None, *, out: str | Path | None = None, resume: b
                         "torch": torch.get_rng_state()},
                 "history": history}
 
+    def stop(what: str, epoch: int, batch: int) -> None:
+        """Raise the TrainingError of a non-finite loss or gradient; the weights are untouched
+        by the bad batch and the last epoch's checkpoint stays as it was."""
+        if bar is not None:
+            bar.close()
+        kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept at {out}"
+                if out is not None and epoch > 1 else "no checkpoint was written")
+        raise TrainingError(f"{what} at epoch {epoch}, batch {batch} of {config.label()}; {kept}; "
+                            "lower the learning rate or try another --seed")
+
     model.train()
     for epoch in range(start_epoch + 1, config.epochs + 1):
         t0 = time.perf_counter()
@@ -313,26 +323,14 @@ def train(config: Config, data=None, *, out: str | Path | None = None, resume: b
                 loss = loss * float("nan")
             lv = loss.item()
             if not math.isfinite(lv):
-                if bar is not None:
-                    bar.close()
-                kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept at {out}"
-                        if out is not None and epoch > 1 else "no checkpoint was written")
-                raise TrainingError(f"non-finite loss ({lv}) at epoch {epoch}, batch {b + 1} of "
-                                    f"{config.label()}; {kept}; lower the learning rate or try "
-                                    "another --seed")
+                stop(f"non-finite loss ({lv})", epoch, b + 1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             # A finite loss can still give inf/NaN gradients; Adadelta then writes NaN into the
             # weights and the end-of-epoch checkpoint would store them as "good".
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
             if not torch.isfinite(gnorm):
-                if bar is not None:
-                    bar.close()
-                kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept at {out}"
-                        if out is not None and epoch > 1 else "no checkpoint was written")
-                raise TrainingError(f"non-finite gradient at epoch {epoch}, batch {b + 1} of "
-                                    f"{config.label()}; {kept}; lower the learning rate or try "
-                                    "another --seed")
+                stop("non-finite gradient", epoch, b + 1)
             opt.step()
             running += lv * len(xb)
             seen += len(xb)

@@ -196,17 +196,20 @@ def test_log_bernoulli_clips_and_uses_grey_targets():
 
 
 # --------------------------------------------------------- importance sampling ----
-def briefly_trained(model: str, prior: str, rank: int | None, x: torch.Tensor, steps: int = 30) -> VAE:
-    torch.manual_seed(0)
-    m = build_model(tiny_config(model, prior, rank))
-    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
-    g = gen(6)
+def fit(m: VAE, x: torch.Tensor, steps: int, lr: float, g: torch.Generator) -> VAE:
+    """``steps`` full-batch Adam steps on ``x`` (the noise drawn from ``g``)."""
+    opt = torch.optim.Adam(m.parameters(), lr=lr)
     for _ in range(steps):
         loss = m.loss(x, g)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return m.eval()
+    return m
+
+
+def briefly_trained(model: str, prior: str, rank: int | None, x: torch.Tensor, steps: int = 30) -> VAE:
+    torch.manual_seed(0)
+    return fit(build_model(tiny_config(model, prior, rank)), x, steps, 3e-3, gen(6)).eval()
 
 
 @pytest.mark.parametrize("model,prior,rank", COMBOS, ids=IDS)
@@ -262,15 +265,9 @@ def test_overfits_a_batch_of_64_digits(model, digits64):
     x = digits64
     torch.manual_seed(0)
     m = build_model(Config(model=model, zdim=8))
-    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
     with torch.no_grad():
         start = m.terms(x, gen(9))["bce"].mean().item()
-    g = gen(10)
-    for _ in range(OVERFIT_STEPS):
-        loss = m.loss(x, g)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(m, x, OVERFIT_STEPS, 1e-3, gen(10))
     with torch.no_grad():
         end = m.terms(x, gen(9))["bce"].mean().item()
     mean_image = -log_bernoulli(x, x.mean(0).expand_as(x)).mean().item()

@@ -14,7 +14,7 @@ import os
 import warnings
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from .config import Config
 from .errors import CheckpointError
@@ -63,6 +63,33 @@ def get_model(config: Config, data=None, *, data_dir: str | Path | None = None,
         if not _complete(path):
             train(config, data, out=path, resume=path.exists(), device=dev, progress=progress)
         return load_model(path, dev)
+
+
+def train_unless_busy(config: Config, data, *, device: str | None = None,
+                      root: str | Path | None = None, progress: bool | None = None) -> str:
+    """Train ``config``'s cache entry unless it is complete or another process holds its lock.
+
+    Returns ``'cached'`` (complete already), ``'trained'`` (trained now) or ``'busy'`` (another
+    process is training it; nothing done). Parallel workers that walk the same list of configs
+    with this function share the work without waiting on each other (``scripts/train_models.py``).
+    """
+    path = entry_path(config, data.identity, root)
+    if _complete(path):
+        return "cached"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return "busy"
+    try:
+        if _complete(path):
+            return "cached"
+        train(config, data, out=path, resume=path.exists(), device=select_device(device),
+              progress=progress)
+        return "trained"
+    finally:
+        lock.release()
 
 
 def is_cached(config: Config, data_identity: str, root: str | Path | None = None) -> bool:

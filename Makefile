@@ -11,13 +11,15 @@
 #
 # How a build works, for PROFILE=p:
 #   1. .venv is created from requirements.txt if missing (and refreshed when it changes).
-#   2. Every book/[0-9][0-9]_*.ipynb is executed by scripts/run_chapter.py (papermill, kernel
+#   2. scripts/train_models.py trains every model the chapters use into the model cache, one
+#      worker per make job (entries already cached are skipped in seconds).
+#   3. Every book/[0-9][0-9]_*.ipynb is executed by scripts/run_chapter.py (papermill, kernel
 #      `python3` of .venv, cwd = repository root, -p profile p) into
 #      _build/p/stage/book/, a mirror of the repository's book layout.
-#   3. scripts/stage_book.py mirrors _config.yml, _toc.yml and the non-notebook files of book/
+#   4. scripts/stage_book.py mirrors _config.yml, _toc.yml and the non-notebook files of book/
 #      into the stage, plus the JavaScript the book serves itself (ipywidgets' html-manager
 #      and MathJax, fetched with `npm pack` by scripts/fetch_*.sh; CDN if that fails).
-#   4. `jupyter-book build -W -n --keep-going` builds the stage (execution is off in
+#   5. `jupyter-book build -W -n --keep-going` builds the stage (execution is off in
 #      _config.yml) and the HTML is copied to _build/p/html (open _build/p/html/index.html).
 
 SHELL := /bin/bash
@@ -57,7 +59,7 @@ TVAE_SRC := $(wildcard tvae/*.py tvae/static/*)
 PARAMS := $(if $(SEED),-p seed $(SEED)) $(if $(EPOCHS),-p epochs $(EPOCHS)) \
           $(if $(DEVICE),-p device $(DEVICE)) $(if $(DATA_DIR),-p data_dir $(DATA_DIR))
 
-.PHONY: book quick smoke html stage book-js test lint clean help venv FORCE
+.PHONY: book quick smoke html models stage book-js test lint clean help venv FORCE
 
 # ---------------------------------------------------------------- top targets ----
 book:
@@ -95,7 +97,12 @@ $(BUILD)/params: FORCE
 	@mkdir -p $(@D)
 	@echo '$(PARAMS)' | cmp -s - $@ || echo '$(PARAMS)' > $@
 
-$(STAGE)/book/%.ipynb: book/%.ipynb $(TVAE_SRC) scripts/run_chapter.py $(BUILD)/params | $(VENV_OK)
+# The profile's models, trained up front by as many workers as make has jobs (an order-only
+# prerequisite of every chapter: it always runs, but never forces a chapter to re-execute).
+models: | $(VENV_OK)
+	$(PY) scripts/train_models.py --profile $(PROFILE) $(PARAMS)
+
+$(STAGE)/book/%.ipynb: book/%.ipynb $(TVAE_SRC) scripts/run_chapter.py $(BUILD)/params | $(VENV_OK) models
 	$(PY) scripts/run_chapter.py $< $@ --profile $(PROFILE) $(PARAMS) \
 	    --work-dir $(BUILD)/runs $(CHAPTER_ARGS)
 

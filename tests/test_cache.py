@@ -186,3 +186,31 @@ def test_cache_dir_from_environment(tmp_path, monkeypatch, mnist300_short):
     assert path.parent == tmp_path / "envcache"
     assert path.name.startswith("vae-z3-")
     assert path.name.endswith(f"-{mnist300_short.identity}-m{MODEL_VERSION}.pt")
+
+
+def test_train_unless_busy_skips_an_entry_another_process_holds(tmp_path, mnist300_short,
+                                                                count_training):
+    """The primitive of scripts/train_models.py: 'busy' (nothing trained) while another holder
+    has the entry's lock, 'trained' once it is free, then 'cached'."""
+    from filelock import FileLock
+
+    from tvae.cache import train_unless_busy
+
+    cfg = tiny()
+    path = entry_path(cfg, mnist300_short.identity, tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A lock held through another open file description blocks this process's FileLock too,
+    # as a second process would (flock locks belong to the open file, not the process).
+    held = FileLock(str(path) + ".lock")
+    held.acquire()
+    try:
+        assert train_unless_busy(cfg, mnist300_short, root=tmp_path, progress=False) == "busy"
+        assert count_training == [] and not path.exists()
+    finally:
+        held.release()
+    assert train_unless_busy(cfg, mnist300_short, root=tmp_path, progress=False) == "trained"
+    assert len(count_training) == 1 and is_cached(cfg, mnist300_short.identity, tmp_path)
+    assert train_unless_busy(cfg, mnist300_short, root=tmp_path, progress=False) == "cached"
+    assert len(count_training) == 1
+    model, _ = get_model(cfg, mnist300_short, root=tmp_path, progress=False)
+    assert digest(model.state_dict()) == digest(train(cfg, mnist300_short, progress=False).model.state_dict())

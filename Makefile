@@ -3,6 +3,7 @@
 #   make book     the paper's settings (PROFILE=paper; hours on a CPU)  -> _build/paper/html
 #   make quick    a reader's CPU run (PROFILE=quick)                      -> _build/quick/html
 #   make smoke    seconds per chapter, for tests (PROFILE=smoke)          -> _build/smoke/html
+#   make models   only train the profile's models into the cache (PROFILE=paper by default)
 #   make test     ruff + smoke book (warnings are errors) + pytest tests/ (incl. browser test)
 #   make clean    remove _build/ and the smoke/quick results (keeps cache/ and results/paper/)
 #

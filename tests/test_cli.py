@@ -8,6 +8,7 @@ model that evaluate and sample read) happens once per module. The bad-input case
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -300,3 +301,22 @@ def test_choose_threads(monkeypatch) -> None:
             cli.choose_threads(0)
     finally:
         torch.set_num_threads(1)
+
+
+def test_evaluate_finds_the_data_the_checkpoint_was_trained_on(mnist_root: Path, tmp_path: Path) -> None:
+    """Train with --data-dir, then evaluate with neither --data-dir nor TVAE_DATA and no ./data:
+    the data root recorded in the checkpoint is used; an explicit --data-dir still wins."""
+    e = env(mnist_root)
+    e.pop("TVAE_DATA")
+    run = functools.partial(subprocess.run, cwd=tmp_path, env=e, capture_output=True, text=True,
+                            timeout=300)
+    r = run([sys.executable, "-m", "tvae", "train", "--model", "vae", "--zdim", "2", *TINY,
+             "--data-dir", str(mnist_root), "--out", "m.pt", "--no-progress"])
+    assert r.returncode == 0, r.stderr
+    assert read_checkpoint(tmp_path / "m.pt")["data_root"] == str(mnist_root.resolve())
+    r = run([sys.executable, "-m", "tvae", "evaluate", "m.pt", "--k", "2", "--n-test", "50"])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["data_identity_matches"] is True
+    assert not (tmp_path / "data").exists()
+    r = run([sys.executable, "-m", "tvae", "evaluate", "m.pt", "--data-dir", "elsewhere"])
+    assert r.returncode == 1 and "MNIST not found under elsewhere/MNIST/raw" in r.stderr

@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n-test", type=int, default=None, metavar="N",
                    help="use the first N test digits (default all 10,000; fewer is faster)")
     e.add_argument("--data-dir", default=None, metavar="D",
-                   help="data root holding MNIST/raw/ (default $TVAE_DATA, else ./data)")
+                   help="data root holding MNIST/raw/ (default $TVAE_DATA, else ./data, else the "
+                        "root the checkpoint was trained from)")
     e.add_argument("--device", default=None, metavar="D",
                    help="cpu, cuda, cuda:N, mps or auto (default auto)")
     e.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the posterior draws (default 0)")
@@ -208,6 +209,18 @@ def load_data(name: str, data_dir: str | None, **kw):
             except OSError:
                 pass
         raise
+
+
+def evaluation_data_dir(data_dir: str | None, state: dict) -> str | None:
+    """The data root for evaluating a checkpoint: ``--data-dir``, else ``$TVAE_DATA``, else the
+    root the checkpoint was trained from (recorded by :func:`tvae.train.train`) when it still
+    exists and ``./data`` does not, else ``None`` (the default ``./data``)."""
+    if data_dir is not None or os.environ.get("TVAE_DATA"):
+        return data_dir
+    recorded = state.get("data_root")
+    if recorded and Path(recorded).is_dir() and not Path("data").exists():
+        return recorded
+    return None
 
 
 def config_from_args(a: argparse.Namespace) -> Config:
@@ -283,8 +296,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     choose_threads(a.threads)
     model, state = load_model(a.checkpoint, dev)
     config = model.config
-    data = load_data(config.dataset, a.data_dir, device=dev, train_size=config.train_size,
-                     seed=config.seed)
+    data = load_data(config.dataset, evaluation_data_dir(a.data_dir, state), device=dev,
+                     train_size=config.train_size, seed=config.seed)
     x = data.x_test[: a.n_test] if a.n_test else data.x_test
     terms = elbo_terms(model, x, seed=a.seed)
     with torch.no_grad():

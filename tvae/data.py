@@ -570,6 +570,7 @@ def load_dataset(
         "seed": seed if indices is not None or name == "rot-mnist" else None,
         "train_indices": None if indices is None else torch.from_numpy(indices),
         "source": name if name != "rot-mnist" else "mnist",
+        "root": str(data_root(root).resolve()),  # where the raw files were read (recorded in checkpoints)
     }
     described: dict = {"format": _FORMAT, "name": name, "raw_sha256": raw.sha256}
     hashed: dict[str, np.ndarray] = {}

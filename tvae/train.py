@@ -296,7 +296,8 @@ def train(config: Config, data=None, *, out: str | Path | None = None, resume: b
     def snapshot(epoch: int, complete: bool) -> dict:
         return {"format_version": FORMAT_VERSION, "model_version": MODEL_VERSION,
                 "config": config.to_dict(),
-                "data_identity": data.identity, "epoch": epoch, "complete": complete,
+                "data_identity": data.identity, "data_root": data.meta.get("root"),
+                "epoch": epoch, "complete": complete,
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "rng": {"perm": perm_gen.get_state(), "noise": noise_gen.get_state().cpu(),
                         "torch": torch.get_rng_state()},

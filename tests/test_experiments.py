@@ -126,6 +126,51 @@ def test_table1_findings_verdicts():
     assert "VAE (8) (80.00 vs 87.70, -7.70)" in text
 
 
+def _history(epochs: int, n_curve: int = 2000, n_final: int = 10000) -> pd.DataFrame:
+    """A trainer-like history: test ELBO rises by 1 nat an epoch on the curve subset; the last
+    epoch is evaluated on more digits, where it reads 50 nats lower (another subset)."""
+    rows = [{"epoch": e, "n_eval_test": n_curve, "n_eval_train": n_curve, "test_elbo": -100.0 + e,
+             "train_elbo": -99.0 + e} for e in range(1, epochs + 1)]
+    if epochs > 1:
+        rows[-1].update(n_eval_test=n_final, n_eval_train=n_final, test_elbo=-150.0, train_elbo=-140.0)
+    return pd.DataFrame(rows)
+
+
+def test_curve_split_separates_the_final_evaluation():
+    curve, final = E.curve_split(_history(5))
+    assert list(curve.epoch) == [1, 2, 3, 4] and list(final.epoch) == [5]
+    one, none = E.curve_split(_history(1))
+    assert list(one.epoch) == [1] and none.empty
+    legacy, rest = E.curve_split(_history(3).drop(columns=["n_eval_test"]))   # no sizes recorded
+    assert len(legacy) == 3 and rest.empty
+
+
+def test_training_findings_compare_points_of_one_curve():
+    text = E.training_findings({"m": _history(5)})[0]
+    # the final ELBO is the last epoch's (full evaluation set); the change is epochs 3 -> 4 on
+    # the 2,000-digit curve (+1.00), not the -53 nats jump between the two subsets
+    assert "test ELBO -150.00 nats after 5 epoch(s) on 10,000 test digits" in text
+    assert "+1.00 nats from epoch 3 to 4 (the first 2,000 test digits), still improving" in text
+    assert "train minus test ELBO +10.00 nats" in text
+    falling = _history(5)
+    falling.loc[3, "test_elbo"] = -99.0     # epoch 4 below epoch 3 on the curve
+    assert "no longer improving" in E.training_findings({"m": falling})[0]
+
+
+def test_learning_curves_draw_the_final_evaluation_apart():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = E.plot_learning_curves({"m": _history(5)}, terms=("elbo",))
+    lines = fig.axes[0].get_lines()
+    test_curve = next(ln for ln in lines if ln.get_label() == "m")
+    assert list(test_curve.get_xdata()) == [1, 2, 3, 4]           # not joined to the final point
+    stars = [ln for ln in lines if ln.get_marker() == "*"]
+    assert len(stars) == 1 and list(stars[0].get_xdata()) == [5] and list(stars[0].get_ydata()) == [-150.0]
+    legend = fig.axes[0].get_legend().get_title().get_text()
+    assert "first 2,000 test" in legend and "last epoch on 10,000 test" in legend
+
+
 # ------------------------------------------------------------ experiments on tiny data ----
 @pytest.fixture
 def tiny(tiny_mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Profile:

@@ -332,17 +332,35 @@ def train_all(P: Profile, configs: Iterable[Config] | None = None, *,
     return pd.DataFrame(rows)
 
 
+def curve_split(h: pd.DataFrame, split: str = "test") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of a history (:func:`history_frame`) evaluated on ``split``'s per-epoch curve
+    subset, and the others. The trainer evaluates every epoch but the last on the first
+    ``EVAL_CURVE_MAX`` digits of each split and the last epoch on more (``n_eval_train`` /
+    ``n_eval_test`` say how many), so only the first group is one curve; the last epoch's
+    numbers are on other digits. A one-epoch history is all curve."""
+    col = f"n_eval_{split}"
+    if col not in h or len(h) == 0:
+        return h, h.iloc[0:0]
+    same = h[col] == h[col].iloc[0]
+    return h[same], h[~same]
+
+
 def training_findings(histories: dict[str, pd.DataFrame]) -> list[str]:
     """Markdown sentences on training curves (``{label: history_frame(...)}``): for each model
-    the final test ELBO, its change over the last epoch, and the train-test ELBO gap."""
+    the final test ELBO (last epoch, its final evaluation set), the change between the last two
+    epochs evaluated on the same per-epoch subset of test digits, and the train-test ELBO gap."""
     out = []
     for name, h in histories.items():
         last = h.iloc[-1]
-        s = f"**{name}**: test ELBO {last.test_elbo:.2f} nats after {int(last.epoch)} epoch(s)"
-        if len(h) > 1:
-            d = last.test_elbo - h.iloc[-2].test_elbo
-            s += f", {_signed(d, 2)} nats over the last epoch"
-            s += " (still improving)" if d > 0 else " (no longer improving)"
+        n_last = f" on {int(last.n_eval_test):,} test digits" if "n_eval_test" in h else ""
+        s = f"**{name}**: test ELBO {last.test_elbo:.2f} nats after {int(last.epoch)} epoch(s){n_last}"
+        curve, _ = curve_split(h, "test")
+        if len(curve) > 1:
+            a, b = curve.iloc[-2], curve.iloc[-1]
+            d = b.test_elbo - a.test_elbo
+            sub = f" (the first {int(b.n_eval_test):,} test digits)" if "n_eval_test" in h else ""
+            s += f"; {_signed(d, 2)} nats from epoch {int(a.epoch)} to {int(b.epoch)}{sub}"
+            s += ", still improving" if d > 0 else ", no longer improving"
         gap = last.train_elbo - last.test_elbo
         s += f"; train minus test ELBO {_signed(gap, 2)} nats."
         out.append(s)
@@ -1000,21 +1018,41 @@ def verdicts(recon: pd.DataFrame | None = None, table: pd.DataFrame | None = Non
 def plot_learning_curves(histories: dict[str, pd.DataFrame], terms: tuple[str, ...] = ("elbo", "bce", "kl_z"),
                          colors: dict[str, str] | None = None):
     """One panel per ELBO term (nats per digit) against the epoch: test (solid) and train
-    (dashed) for each history (``{label: history_frame(...)}``)."""
+    (dashed) for each history (``{label: history_frame(...)}``), on the per-epoch evaluation
+    subsets (:func:`curve_split`); the last epoch's evaluation on more digits is drawn as
+    separate stars (test) and crosses (train)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(terms), figsize=(4.2 * len(terms), 3.4), squeeze=False)
+    sizes: dict[str, set] = {"curve": set(), "final": set()}
     for ax, term in zip(axes[0], terms, strict=True):
         for i, (name, h) in enumerate(histories.items()):
             c = (colors or {}).get(name, f"C{i}")
-            ax.plot(h.epoch, h[f"test_{term}"], "o-", ms=3, color=c, label=name)
-            ax.plot(h.epoch, h[f"train_{term}"], "x--", ms=3, color=c, alpha=0.6)
+            for split, style, alpha in (("test", "o-", 1.0), ("train", "x--", 0.6)):
+                curve, final = curve_split(h, split)
+                ax.plot(curve.epoch, curve[f"{split}_{term}"], style, ms=3, color=c, alpha=alpha,
+                        label=name if split == "test" else None)
+                # the last epoch's evaluation on other (more) digits: a separate marker, not joined
+                ax.plot(final.epoch, final[f"{split}_{term}"], "*" if split == "test" else "+",
+                        ms=9, color=c, alpha=alpha, linestyle="none")
+                if f"n_eval_{split}" in h:
+                    sizes["curve"].add((split, int(curve[f"n_eval_{split}"].iloc[0])))
+                    sizes["final"].update((split, int(n)) for n in final[f"n_eval_{split}"])
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{term} (nats per digit)")
         ax.set_title({"elbo": "ELBO", "bce": "reconstruction term (BCE)", "kl_z": "KL(q(z|x) || p(z))",
                       "kl_u": "KL on the pose"}.get(term, term))
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8, title="solid: test, dashed: train", title_fontsize=8)
+    def _n(kind: str, split: str) -> str:
+        return "/".join(f"{n:,}" for sp, n in sorted(sizes[kind]) if sp == split)
+
+    legend = "solid: test, dashed: train"
+    if sizes["curve"]:
+        legend += f"\n(first {_n('curve', 'test')} test / {_n('curve', 'train')} train digits)"
+    if sizes["final"]:
+        legend += (f"\nstars: last epoch on {_n('final', 'test') or _n('curve', 'test')} test / "
+                   f"{_n('final', 'train') or _n('curve', 'train')} train digits")
+    axes[0][0].legend(fontsize=8, title=legend, title_fontsize=7)
     fig.tight_layout()
     return fig
 

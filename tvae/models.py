@@ -149,7 +149,7 @@ class VAE(nn.Module):
         identity (``'identity'``). The default is the prior under a Gaussian pose prior and the
         training-set mean under the flat one. ``upright=True`` returns ``y'`` before the warp."""
         dev = next(self.parameters()).device
-        z = torch.randn(n, self.config.zdim, generator=generator, device=dev)
+        z = _randn((n, self.config.zdim), generator, dev)
         if upright or not self.has_pose:
             return self.decode_upright(z)
         if pose is None:
@@ -189,6 +189,15 @@ class VAE(nn.Module):
             raise ValueError(f"k must be >= 1, got {k}")
         lw = self.log_weights(x, k, generator)
         return torch.logsumexp(lw, 1) - math.log(k)
+
+
+def _randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """Standard normal draws of ``shape`` on ``device``, from ``generator`` when given. The draws
+    are made on the generator's own device and then moved, so a CPU generator gives the same
+    numbers whatever device the model is on (the book seeds its figures with CPU generators)."""
+    if generator is None:
+        return torch.randn(shape, device=device)
+    return torch.randn(shape, generator=generator, device=generator.device).to(device)
 
 
 def _randn_like(t: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -249,8 +258,7 @@ class TVAE(VAE):
         if pose == "prior":
             if not self.pose.stochastic:
                 raise ValueError("the flat prior has no pose distribution; use pose='mean'")
-            code = torch.randn(n, self.pose.code_dim, generator=generator, device=dev)
-            return self.pose.to_warp(code)
+            return self.pose.to_warp(_randn((n, self.pose.code_dim), generator, dev))
         raise ValueError(f"unknown pose {pose!r}; use 'mean', 'identity' or 'prior'")
 
 

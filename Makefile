@@ -5,7 +5,7 @@
 #   make smoke    seconds per chapter, for tests (PROFILE=smoke)          -> _build/smoke/html
 #   make models   only train the profile's models into the cache (PROFILE=paper by default)
 #   make test     ruff + smoke book (warnings are errors) + pytest tests/ (incl. browser test)
-#   make clean    remove _build/ and the smoke/quick results (keeps cache/ and results/paper/)
+#   make clean    remove _build/ and the smoke/quick results (keeps cache/ and results/paper*/)
 #
 # Independent chapters run in parallel under `make -j` (e.g. `make -j2 quick`). Optional
 # chapter overrides: SEED=1 EPOCHS=3 DEVICE=cpu DATA_DIR=/path (passed as papermill parameters).
@@ -135,6 +135,6 @@ html: $(EXECUTED) stage | $(VENV_OK)
 
 # ---------------------------------------------------------------------- clean ----
 clean:
-	rm -rf _build results/smoke results/quick
+	rm -rf _build results/smoke results/smoke-* results/quick results/quick-*
 
 FORCE:

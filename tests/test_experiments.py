@@ -205,6 +205,37 @@ def test_recon_vs_dim_on_tiny_data(tiny, tmp_path):
     assert (runs.train_seconds > 0).all() and runs.test_elbo.notna().all()
 
 
+def test_denoising_table_on_tiny_data(tiny, tmp_path):
+    from tvae.models import log_bernoulli
+
+    model, _ = E.trained(tiny, tiny.config("vae", 2))
+    df = E.denoising_table(tiny, {"VAE": model}, out_dir=tmp_path)
+    assert len(df) == 2 * len(E.DENOISING_SETTINGS)
+    assert pd.read_csv(tmp_path / "denoising.csv").shape == df.shape
+    x = tiny.test_x()
+    noisy = ev.add_noise(x, "gaussian", 0.4, seed=tiny.seed)
+    row = df[(df.noise == "gaussian") & (df.level == 0.4)].set_index("model")
+    assert row.loc["VAE", "bce"] == pytest.approx(ev.reconstruction_error(model, noisy, target=x)["bce"])
+    assert row.loc["noisy input", "bce"] == pytest.approx(float(-log_bernoulli(x, noisy).double().mean()))
+    clean = df[df.noise == "clean"].set_index("model")
+    assert clean.loc["VAE", "bce"] == pytest.approx(ev.reconstruction_error(model, x)["bce"])
+    assert (df.n_test == len(x)).all() and set(df.dim_z) == {0, 2}
+    assert len(E.denoising_verdicts(df.assign(model=df.model.replace("VAE", "Aff-TVAE"))
+                                    .pipe(lambda f: pd.concat([f, df[df.model == "VAE"]])))) == 1
+
+
+def test_results_name_separates_overrides(tmp_path):
+    assert tvae.resolve("paper").results_name == "paper"
+    assert tvae.resolve("quick", seed=0).results_name == "quick"          # the default seed
+    assert tvae.resolve("smoke", seed=1, epochs=3).results_name == "smoke-seed1-epochs3"
+    assert tvae.resolve("paper", train_size=500).results_name == "paper-train500"
+    P = tvae.resolve("smoke", seed=2)
+    assert P.results_dir(tmp_path) == tmp_path / "smoke-seed2" and (tmp_path / "smoke-seed2").is_dir()
+    E.write_csv(pd.DataFrame({"a": [1]}), P.results_dir(tmp_path) / "x.csv")
+    assert E.read_result(P, "x", root=tmp_path).a.tolist() == [1]
+    assert E.read_result(tvae.resolve("smoke"), "x", root=tmp_path) is None   # not the override's
+
+
 def test_table1_on_tiny_data(tiny, tmp_path):
     df = E.table1(tiny, kinds=("vae", "affine-tvae"), out_dir=tmp_path)
     assert list(df.columns[:9]) == E.TABLE1_COLUMNS

@@ -75,9 +75,23 @@ class Profile:
         data = self.data(cfg.dataset) if cfg.train_size == self.train_size else None
         return get_model(cfg, data, data_dir=self.data_dir, device=self.device)[1]
 
+    @property
+    def results_name(self) -> str:
+        """The profile's name, plus the overrides that change its numbers: ``paper``, or e.g.
+        ``paper-seed1-epochs3`` for ``resolve("paper", seed=1, epochs=3)``. The device and the
+        data folder do not count (the same data gives the same numbers)."""
+        base = _BASE.get(self.name)
+        parts = [self.name]
+        for field_name, short in (("seed", "seed"), ("epochs", "epochs"), ("train_size", "train")):
+            value = getattr(self, field_name)
+            if base is None or value != getattr(base, field_name):
+                parts.append(f"{short}{'all' if value is None else value}")
+        return "-".join(parts)
+
     def results_dir(self, root: str | Path = "results") -> Path:
-        """``results/<profile>/``, created: where this profile's CSVs go."""
-        d = Path(root) / self.name
+        """``results/<results_name>/``, created: where this profile's CSVs go (so a run with
+        another seed or epoch count never overwrites the profile's own numbers)."""
+        d = Path(root) / self.results_name
         d.mkdir(parents=True, exist_ok=True)
         return d
 

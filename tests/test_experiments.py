@@ -320,6 +320,10 @@ def test_verdicts_follow_their_rules():
     recon = pd.DataFrame(rows)
     v = E.verdicts(recon=recon).set_index("claim").verdict
     assert list(v) == [E.REPRODUCED, E.REPRODUCED, E.REPRODUCED]
+    # claim 3 ranks by the same-total advantage of claim 2, not by raw BCE (which favours TPS's
+    # 18 extra numbers): TPS-TVAE -9.5, Affine-DTVAE -6.0, Affine-TVAE -3.4 nats
+    ev3 = E.verdicts(recon=recon).evidence.iloc[2]
+    assert ev3.endswith("TPS-TVAE -9.5 nats, Affine-DTVAE -6.0 nats, Affine-TVAE -3.4 nats")
     worse = recon.assign(test_bce=np.where(recon.model == "tps-tvae", recon.test_bce + 100, recon.test_bce))
     v = E.verdicts(recon=worse).verdict.tolist()
     assert v[1] == E.PARTLY and v[2] == E.PARTLY  # TPS-TVAE no longer better, no longer in the top two

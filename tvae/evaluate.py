@@ -134,13 +134,20 @@ SVM_DUAL: bool | str = "auto"
 features (every model row). Same optimum when both converge; say which one the book used."""
 
 
-def _svm(c: float, max_iter: int):
+SVM_MAX_ITER = 2000
+"""LinearSVC's iteration limit (the paper's scikit-learn default was 1000); whether each fit
+converged within it is reported."""
+
+
+def make_svm(c: float, max_iter: int = SVM_MAX_ITER):
+    """The probe's classifier: ``LinearSVC(C=c)`` with the book's solver (:data:`SVM_DUAL`),
+    iteration limit and ``random_state=0``."""
     from sklearn.svm import LinearSVC
 
     return LinearSVC(C=c, max_iter=max_iter, dual=SVM_DUAL, random_state=0)
 
 
-def cv_accuracy(x: np.ndarray, y: np.ndarray, c: float, folds: int = 9, max_iter: int = 2000
+def cv_accuracy(x: np.ndarray, y: np.ndarray, c: float, folds: int = 9, max_iter: int = SVM_MAX_ITER
                 ) -> np.ndarray:
     """Per-fold accuracies (%) of ``LinearSVC(C=c)`` under scikit-learn's ``cross_val_score``
     with ``folds`` folds (stratified, not shuffled, as in the paper)."""
@@ -149,11 +156,11 @@ def cv_accuracy(x: np.ndarray, y: np.ndarray, c: float, folds: int = 9, max_iter
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return cross_val_score(_svm(c, max_iter), x, y, cv=folds) * 100
+        return cross_val_score(make_svm(c, max_iter), x, y, cv=folds) * 100
 
 
 def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
-                 test_y: np.ndarray, c: float, folds: int = 9, max_iter: int = 2000
+                 test_y: np.ndarray, c: float, folds: int = 9, max_iter: int = SVM_MAX_ITER
                  ) -> dict[str, float]:
     """Table 1's probe: a scikit-learn ``LinearSVC(C=c)`` on unscaled features.
 
@@ -166,7 +173,7 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     cv = cv_accuracy(train_x, train_y, c, folds, max_iter)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        svm = _svm(c, max_iter).fit(train_x, train_y)
+        svm = make_svm(c, max_iter).fit(train_x, train_y)
         test = svm.score(test_x, test_y) * 100
     return {"cv_mean": float(cv.mean()), "cv_std": float(cv.std()), "test": float(test), "C": c,
             "converged": bool(int(svm.n_iter_) < max_iter)}

@@ -12,8 +12,8 @@
 #
 # How a build works, for PROFILE=p:
 #   1. .venv is created from requirements.txt if missing (and refreshed when it changes).
-#   2. scripts/train_models.py trains every model the chapters use into the model cache, one
-#      worker per make job (entries already cached are skipped in seconds).
+#   2. scripts/train_models.py trains every model the chapters use into the model cache: one
+#      worker per make job, or per core under a serial make (cached entries take seconds).
 #   3. Every book/[0-9][0-9]_*.ipynb is executed by scripts/run_chapter.py (papermill, kernel
 #      `python3` of .venv, cwd = repository root, -p profile p) into
 #      _build/p/stage/book/, a mirror of the repository's book layout.
@@ -98,8 +98,8 @@ $(BUILD)/params: FORCE
 	@mkdir -p $(@D)
 	@echo '$(PARAMS)' | cmp -s - $@ || echo '$(PARAMS)' > $@
 
-# The profile's models, trained up front by as many workers as make has jobs (an order-only
-# prerequisite of every chapter: it always runs, but never forces a chapter to re-execute).
+# The profile's models, trained up front by as many workers as make has jobs, else cores (an
+# order-only prerequisite of every chapter: it always runs, never forces a chapter to re-run).
 models: | $(VENV_OK)
 	$(PY) scripts/train_models.py --profile $(PROFILE) $(PARAMS)
 

@@ -10,9 +10,10 @@ trains the first entry that is neither complete nor locked by another worker
 (:func:`tvae.cache.train_unless_busy`), so N workers keep N cores busy until the list is done.
 Entries already in the cache are skipped, so a second run costs seconds.
 
-``--workers`` defaults to the ``-j`` level of an enclosing ``make -jN`` (else 1), and each
-worker gets ``TVAE_THREADS = cores // workers`` torch threads (at least 1) unless
-``TVAE_THREADS`` is set. ``-p`` passes the same overrides the chapters take (``epochs``,
+``--workers`` defaults to the ``-j`` level of an enclosing ``make -jN``, else one per core, and
+each worker gets ``TVAE_THREADS = cores // workers`` torch threads (at least 1) unless
+``TVAE_THREADS`` is set: by default, one single-threaded worker per core, which on a small
+machine beats one multi-threaded process (benchmarks/README.md). ``-p`` passes the same overrides the chapters take (``epochs``,
 ``seed``, ``device``, ``data_dir``). One line is printed per model; exit status 1 if any
 worker failed.
 """
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", required=True)
     ap.add_argument("--workers", type=int, default=None,
-                    help="worker processes (default: make's -j level, else 1)")
+                    help="worker processes (default: make's -j level, else one per core)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads per worker (default: $TVAE_THREADS, else cores // workers)")
     ap.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from tvae.profiles import resolve
 
     n_models = len(needed_models(resolve(a.profile, **params)))  # also validates the parameters
-    workers = a.workers or make_jobs(os.environ.get("MAKEFLAGS", "")) or 1
+    workers = a.workers or make_jobs(os.environ.get("MAKEFLAGS", "")) or cores()
     if workers < 1:
         ap.error(f"--workers must be >= 1, got {workers}")
     env = dict(os.environ)

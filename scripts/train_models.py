@@ -13,9 +13,9 @@ Entries already in the cache are skipped, so a second run costs seconds.
 ``--workers`` defaults to the ``-j`` level of an enclosing ``make -jN``, else one per core, and
 each worker gets ``TVAE_THREADS = cores // workers`` torch threads (at least 1) unless
 ``TVAE_THREADS`` is set: by default, one single-threaded worker per core, which on a small
-machine beats one multi-threaded process (benchmarks/README.md). ``-p`` passes the same overrides the chapters take (``epochs``,
-``seed``, ``device``, ``data_dir``). One line is printed per model; exit status 1 if any
-worker failed.
+machine beats one multi-threaded process (benchmarks/README.md). ``-p`` passes the same
+overrides the chapters take (``epochs``, ``seed``, ``device``, ``data_dir``). One line is
+printed per model; exit status 1 if any worker failed.
 """
 
 from __future__ import annotations

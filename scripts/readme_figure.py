@@ -18,9 +18,11 @@ import tvae  # noqa: E402
 from tvae import figures  # noqa: E402
 from tvae.cache import entry_path, is_cached  # noqa: E402
 from tvae.evaluate import reconstruct  # noqa: E402
+from tvae.experiments import LABELS as MODEL_NAMES  # noqa: E402
 from tvae.train import load_model  # noqa: E402
 
-LABELS = {"vae": "VAE", "affine-tvae": "Aff-TVAE", "tps-tvae": "TPS-TVAE", "affine-dtvae": "Aff-DTVAE"}
+KINDS = ("vae", "affine-tvae", "tps-tvae", "affine-dtvae")
+LABELS = {kind: MODEL_NAMES[kind] for kind in KINDS}  # the book's display names
 
 
 def main(out: str = "docs/overview.png", n: int = 12) -> int:

@@ -167,8 +167,11 @@ def test_learning_curves_draw_the_final_evaluation_apart():
     assert list(test_curve.get_xdata()) == [1, 2, 3, 4]           # not joined to the final point
     stars = [ln for ln in lines if ln.get_marker() == "*"]
     assert len(stars) == 1 and list(stars[0].get_xdata()) == [5] and list(stars[0].get_ydata()) == [-150.0]
-    legend = fig.axes[0].get_legend().get_title().get_text()
-    assert "first 2,000 test" in legend and "last epoch on 10,000 test" in legend
+    legend = fig.legends[0].get_title().get_text()
+    assert "first 2,000 test" in legend and "last epoch\non 10,000 test" in legend
+    # the legend lies right of the panels, so it covers no point
+    renderer = fig.canvas.get_renderer()
+    assert fig.legends[0].get_window_extent(renderer).x0 >= fig.axes[-1].get_window_extent(renderer).x1
 
 
 # ------------------------------------------------------------ experiments on tiny data ----
@@ -220,7 +223,7 @@ def test_denoising_table_on_tiny_data(tiny, tmp_path):
     clean = df[df.noise == "clean"].set_index("model")
     assert clean.loc["VAE", "bce"] == pytest.approx(ev.reconstruction_error(model, x)["bce"])
     assert (df.n_test == len(x)).all() and set(df.dim_z) == {0, 2}
-    assert len(E.denoising_verdicts(df.assign(model=df.model.replace("VAE", "Aff-TVAE"))
+    assert len(E.denoising_verdicts(df.assign(model=df.model.replace("VAE", "Affine-TVAE"))
                                     .pipe(lambda f: pd.concat([f, df[df.model == "VAE"]])))) == 1
 
 

@@ -152,16 +152,6 @@ def test_architectures_overview_and_bad_kind():
 
 
 # ------------------------------------------------------------------ curves and maps ----
-def test_learning_curves():
-    hist = [{"epoch": e, "train_bce": 200 - e, "test_bce": 210 - e} for e in (1, 2, 3)]
-    fig = tf.learning_curves({"m1": hist, "m2": hist[:2]}, ("train_bce", "test_bce"))
-    assert len(fig.axes) == 2
-    assert [len(ax.lines) for ax in fig.axes] == [2, 2]
-    np.testing.assert_array_equal(fig.axes[1].lines[0].get_ydata(), [209, 208, 207])
-    with pytest.raises(KeyError):
-        tf.learning_curves({"m": hist}, ("test_elbo",))
-
-
 def test_code_scatter():
     rng = np.random.default_rng(0)
     codes = {k: rng.normal(size=(30, 2)) for k in ("a", "b", "c")}

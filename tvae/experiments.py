@@ -1077,8 +1077,11 @@ def plot_learning_curves(histories: dict[str, pd.DataFrame], terms: tuple[str, .
     subsets (:func:`curve_split`); the last epoch's evaluation on more digits is drawn as
     separate stars (test) and crosses (train)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, len(terms), figsize=(4.2 * len(terms), 3.4), squeeze=False)
+    titles = {"elbo": "ELBO", "bce": "reconstruction term (BCE)", "kl_z": r"KL$(q(z|x)\,\|\,p(z))$",
+              "kl_u": "KL on the pose"}
+    fig, axes = plt.subplots(1, len(terms), figsize=(4.2 * len(terms) + 2.2, 3.4), squeeze=False)
     sizes: dict[str, set] = {"curve": set(), "final": set()}
     for ax, term in zip(axes[0], terms, strict=True):
         for i, (name, h) in enumerate(histories.items()):
@@ -1094,21 +1097,25 @@ def plot_learning_curves(histories: dict[str, pd.DataFrame], terms: tuple[str, .
                     sizes["curve"].add((split, int(curve[f"n_eval_{split}"].iloc[0])))
                     sizes["final"].update((split, int(n)) for n in final[f"n_eval_{split}"])
         ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{term} (nats per digit)")
-        ax.set_title({"elbo": "ELBO", "bce": "reconstruction term (BCE)", "kl_z": "KL(q(z|x) || p(z))",
-                      "kl_u": "KL on the pose"}.get(term, term))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(f"{titles.get(term, term).split(' (')[0]} (nats per digit)")
+        ax.set_title(titles.get(term, term), fontsize=10)
         ax.grid(alpha=0.3)
     def _n(kind: str, split: str) -> str:
         return "/".join(f"{n:,}" for sp, n in sorted(sizes[kind]) if sp == split)
 
     legend = "solid: test, dashed: train"
     if sizes["curve"]:
-        legend += f"\n(first {_n('curve', 'test')} test / {_n('curve', 'train')} train digits)"
+        legend += f"\n(first {_n('curve', 'test')} test,\n{_n('curve', 'train')} train digits)"
     if sizes["final"]:
-        legend += (f"\nstars: last epoch on {_n('final', 'test') or _n('curve', 'test')} test / "
-                   f"{_n('final', 'train') or _n('curve', 'train')} train digits")
-    axes[0][0].legend(fontsize=8, title=legend, title_fontsize=7)
-    fig.tight_layout()
+        legend += (f"\nstars, crosses: last epoch\non {_n('final', 'test') or _n('curve', 'test')} test, "
+                   f"{_n('final', 'train') or _n('curve', 'train')} train")
+    # The legend sits right of the last panel (in the margin tight_layout leaves), where it
+    # cannot cover a point.
+    fig.tight_layout(rect=(0, 0, 1 - 2.2 / (4.2 * len(terms) + 2.2), 1))
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.03, 1.0),
+               bbox_transform=axes[0][-1].transAxes, fontsize=8, title=legend, title_fontsize=8,
+               frameon=False)
     return fig
 
 
@@ -1125,34 +1132,65 @@ def plot_recon_vs_dim(df: pd.DataFrame, column: str = "test_bce"):
     axes[0].set_xlabel("dim z + dim u (latent numbers per digit)")
     axes[1].set_xlabel("dim z")
     axes[0].set_ylabel("test reconstruction error (BCE, nats per digit)")
+    axes[1].set_xticks(sorted(set(df["dim_z"])))
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=len(axes[0].lines),
+               fontsize=8, frameon=False, bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     return fig
 
 
 def plot_table1(df: pd.DataFrame, protocol: str = "paper-C"):
-    """Our test accuracy against the paper's for every Table 1 row of ``protocol`` (one dot
-    per row; the diagonal is perfect agreement)."""
+    """Our test accuracy against the paper's for every Table 1 row of ``protocol``: one marker
+    per row, coloured by input (model or baseline), shaped by its dimension; the diagonal is
+    perfect agreement. Legends outside the axes, so no label covers a point."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     d = df[(df.protocol == protocol) & df.paper_test.notna() & (df.row_kind == "paper")]
-    fig, ax = plt.subplots(figsize=(5.2, 5))
+    colors = {"raw": "black", "pca": "tab:purple", **COLORS}
+    markers = {8: "o", 20: "s", RAW_DIM: "D"}
+    fig, ax = plt.subplots(figsize=(7.2, 5))
     lo = min(d.test.min(), d.paper_test.min()) - 2
     hi = max(d.test.max(), d.paper_test.max()) + 2
     ax.plot([lo, hi], [lo, hi], "k:", lw=1)
     for r in d.itertuples():
-        ax.plot(r.paper_test, r.test, "o", color=COLORS.get(r.input, "k"), ms=7 if r.dim == 20 else 5)
-        ax.annotate(r.label, (r.paper_test, r.test), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.plot(r.paper_test, r.test, markers.get(r.dim, "^"), color=colors.get(r.input, "k"), ms=7,
+                mec="white", mew=0.6, alpha=0.9)
+    inputs = list(dict.fromkeys(d.input))
+    by_input = [Line2D([], [], ls="", marker="o", color=colors.get(i, "k"), label=LABELS.get(i, i))
+                for i in inputs]
+    by_dim = [Line2D([], [], ls="", marker=markers.get(k, "^"), color="0.4",
+                     label=f"dim {k}" + (" (pixels)" if k == RAW_DIM else ""))
+              for k in sorted(set(d.dim))]
+    first = ax.legend(handles=by_input, fontsize=8, title="input", title_fontsize=8,
+                      loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    ax.add_artist(first)
+    ax.legend(handles=by_dim, fontsize=8, title="dimension", title_fontsize=8,
+              loc="lower left", bbox_to_anchor=(1.02, 0.0))
     ax.set_xlabel("paper's test accuracy (%)")
     ax.set_ylabel("our test accuracy (%)")
-    ax.set_title(f"Table 1, {protocol}")
+    name = {"paper-C": "the paper's C per row", "common-C": "one C for every row"}.get(protocol, protocol)
+    ax.set_title(f"Table 1, ours vs the paper's ({name})", fontsize=10)
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _label_styles(frame: pd.DataFrame) -> dict[str, dict]:
+    """``{label: matplotlib style}`` for the labels of ``frame`` (columns ``label``, ``model``):
+    the kind's colour; the first label of a kind solid with round markers, later ones (other
+    priors, seeds...) dashed or dotted with other markers, so that no two lines look alike."""
+    styles, seen = {}, {}
+    for name, kind in dict.fromkeys(zip(frame.label, frame.model, strict=True)):
+        n = seen[kind] = seen.get(kind, -1) + 1
+        styles[name] = {"color": COLORS.get(kind, "k"), "ls": ("-", "--", ":", "-.")[n % 4],
+                        "marker": ("o", "s", "^", "D")[n % 4]}
+    return styles
 
 
 def plot_gap_vs_kl(digits: pd.DataFrame, max_points: int = 400):
@@ -1161,17 +1199,22 @@ def plot_gap_vs_kl(digits: pd.DataFrame, max_points: int = 400):
     import matplotlib.pyplot as plt
 
     labels = list(dict.fromkeys(digits.label))
+    styles = _label_styles(digits)
     ncol = min(3, len(labels))
     nrow = math.ceil(len(labels) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3.5 * nrow), squeeze=False)
     for ax, name in zip(axes.flat, labels, strict=False):
         g = digits[digits.label == name].iloc[:max_points]
-        ax.scatter(g.kl, g.gap, s=6, alpha=0.5, color=COLORS.get(g.model.iloc[0], "k"))
-        top = max(g.kl.max(), g.gap.max())
+        ax.scatter(g.kl, g.gap, s=8, alpha=0.5, color=styles[name]["color"], marker=styles[name]["marker"])
+        # Axes span the points; the line gap = KL is drawn across them (clipped to the axes).
+        kl_top, gap_top = 1.1 * max(g.kl.max(), 1e-3), 1.1 * max(g.gap.max(), 1e-3)
+        top = max(kl_top, gap_top)
         ax.plot([0, top], [0, top], "k:", lw=1, label="gap = KL")
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("KL(q || prior) (nats)")
-        ax.set_ylabel("log p(x) - ELBO (nats)")
+        ax.set_xlim(0, kl_top)
+        ax.set_ylim(0, gap_top)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(r"KL$(q\,\|\,\mathrm{prior})$ (nats)")
+        ax.set_ylabel(r"$\log p(x)$ $-$ ELBO (nats)")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(labels):]:
         ax.axis("off")
@@ -1184,13 +1227,18 @@ def plot_ll_vs_k(curves: pd.DataFrame):
     """Mean importance-sampled log-likelihood against the number of samples k (log scale),
     one line per model, relative to k = 1 (the one-draw ELBO)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+    styles = _label_styles(curves)
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for name, g in curves.groupby("label", sort=False):
         g = g.sort_values("k")
         base = g.log_likelihood.iloc[0]
-        ax.plot(g.k, g.log_likelihood - base, "o-", color=COLORS.get(g.model.iloc[0]), label=name, ms=3)
+        ax.plot(g.k, g.log_likelihood - base, label=name, ms=4, **styles[name])
     ax.set_xscale("log")
+    ax.set_xticks(sorted(set(curves.k)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("importance samples k")
     ax.set_ylabel("mean log-likelihood estimate\nminus its k = 1 value (nats)")
     ax.grid(alpha=0.3)

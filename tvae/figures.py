@@ -24,6 +24,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from matplotlib.ticker import MaxNLocator
 
 from .warps import affine_matrix, affine_warp, control_grid, tps_eval, tps_warp
 
@@ -442,33 +443,6 @@ def architectures_overview(kinds: Sequence[str] = ("vae", "tvae", "dtvae"),
 
 
 # ------------------------------------------------------------------ curves and maps ----
-def learning_curves(histories: Mapping[str, Sequence[Mapping[str, float]]],
-                    keys: Sequence[str] = ("train_bce", "test_bce"),
-                    title: str | None = None) -> Figure:
-    """Per-epoch curves from checkpoint histories (label -> list of per-epoch dicts, as in
-    ``checkpoint['history']``): one axes per key (e.g. ``test_bce``, ``test_elbo``), one line
-    per label, in nats per digit."""
-    if not histories or not keys:
-        raise ValueError("need at least one history and one key")
-    fig, axes = _figure(3.6 * len(keys), 3.0 + (0.3 if title else 0), 1, len(keys))
-    for ax, key in zip(axes[0], keys, strict=True):
-        for label, hist in histories.items():
-            rows = [r for r in hist if key in r]
-            if not rows:
-                known = sorted(hist[0]) if hist else []
-                raise KeyError(f"history of {label!r} has no {key!r}; keys: {known}")
-            ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], marker="o", ms=3, label=label)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{key} (nats)")
-        ax.set_title(key.replace("_", " "), fontsize=10)
-        ax.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
 def code_scatter(codes: Mapping[str, np.ndarray], labels, title: str | None = None,
                  per_row: int = 2, size: float = 3.4, point: float = 4.0) -> Figure:
     """2-d code maps: one axes per model (label -> ``(N, 2)`` codes), points coloured by the
@@ -490,7 +464,7 @@ def code_scatter(codes: Mapping[str, np.ndarray], labels, title: str | None = No
         ax.set_xlabel("$z_1$")
         ax.set_ylabel("$z_2$")
         ax.set_aspect("equal", adjustable="datalim")
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=8)
     for ax in flat[n:]:
         ax.remove()
     handles = [plt.Line2D([], [], ls="", marker="o", color=DIGIT_COLOURS(d), label=str(d))
@@ -576,7 +550,9 @@ def grouped_bars(values: Mapping[str, Mapping[str, float]], ylabel: str, title: 
     for g in groups:
         series += [s for s in values[g] if s not in series]
     width = 0.8 / len(series)
-    fig, axes = _figure(max(4.0, 0.9 * len(groups) * max(1, len(series) / 3) + 1.5), 3.2)
+    # wide enough for the groups and for the one-row legend above the axes
+    wide = max(4.0, 1.5 * len(series) + 1.0, 0.9 * len(groups) * max(1, len(series) / 3) + 1.5)
+    fig, axes = _figure(wide, 3.4)
     ax = axes[0, 0]
     for k, s in enumerate(series):
         xs = [i + (k - (len(series) - 1) / 2) * width for i, g in enumerate(groups) if s in values[g]]
@@ -586,10 +562,11 @@ def grouped_bars(values: Mapping[str, Mapping[str, float]], ylabel: str, title: 
     ax.set_ylabel(ylabel)
     if log:
         ax.set_yscale("log")
-    ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     if title:
-        ax.set_title(title, fontsize=10)
+        fig.suptitle(title, fontsize=10)
+    # The legend sits between the title and the axes, in one row: it never covers a bar.
+    ax.legend(fontsize=8, ncol=len(series), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -605,11 +582,12 @@ def spectra(values: Mapping[str, Sequence[float]], ylabel: str = "eigenvalue",
         v = np.sort(np.asarray(v, dtype=float))[::-1]
         ax.plot(np.arange(1, len(v) + 1), v, marker="o", ms=4, label=label)
     ax.set_xlabel("component (largest first)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     if log:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
@@ -627,8 +605,8 @@ def angle_scatter(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     for ax, (label, (t, r)) in zip(axes[0], pairs.items(), strict=True):
         t, r = np.asarray(t, dtype=float), np.asarray(r, dtype=float)
         ax.scatter(t, r, s=5, alpha=0.6, linewidths=0)
-        ax.plot([-180, 180], [-180, 180], color="grey", lw=0.8, ls="--")
-        ax.plot([-180, 180], [180, -180], color="grey", lw=0.8, ls=":")
+        ax.plot([-180, 180], [-180, 180], color="grey", lw=0.8, ls="--", label="y = x")
+        ax.plot([-180, 180], [180, -180], color="grey", lw=0.8, ls=":", label="y = -x")
         ax.set_xlim(-180, 180)
         ax.set_ylim(-180, 180)
         ax.set_xticks([-180, -90, 0, 90, 180])
@@ -639,12 +617,15 @@ def angle_scatter(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]],
         ax.set_aspect("equal")
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    # The reference lines' legend goes below the panels: every corner of a panel is on a line.
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 
 __all__ = ["as_images", "mosaic", "sample_grid", "image_rows", "panels", "reconstruction_rows",
            "to_pixels", "warp_map", "apply_warp", "draw_lattice", "warp_demo", "control_grid_figure",
-           "draw_architecture", "architecture_diagram", "architectures_overview", "learning_curves",
+           "draw_architecture", "architecture_diagram", "architectures_overview",
            "code_scatter", "sweep_codes", "latent_sweep", "latent_sweeps", "grouped_bars", "spectra",
            "angle_scatter"]

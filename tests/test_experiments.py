@@ -174,6 +174,47 @@ def test_learning_curves_draw_the_final_evaluation_apart():
     assert fig.legends[0].get_window_extent(renderer).x0 >= fig.axes[-1].get_window_extent(renderer).x1
 
 
+def test_variants_of_one_kind_are_drawn_apart():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    curves = pd.DataFrame([{"label": lab, "model": kind, "k": k, "log_likelihood": -100.0 + k, "se": 0.1}
+                           for lab, kind in (("A", "affine-tvae"), ("A (mean-diag)", "affine-tvae"),
+                                             ("V", "vae"))
+                           for k in (1, 10, 100)])
+    lines = {ln.get_label(): ln for ln in E.plot_ll_vs_k(curves).axes[0].get_lines()}
+    style = {lab: (ln.get_color(), ln.get_linestyle(), ln.get_marker()) for lab, ln in lines.items()}
+    assert style["A"][0] == style["A (mean-diag)"][0] == E.COLORS["affine-tvae"]   # one colour per kind
+    assert len(set(style.values())) == 3                                          # yet no two alike
+    digits = curves.assign(kl=curves.k.astype(float), gap=1.0)
+    fig = E.plot_gap_vs_kl(digits)
+    markers = [ax.collections[0].get_paths()[0].vertices.shape for ax in fig.axes[:2]]
+    assert markers[0] != markers[1]
+    assert fig.axes[0].get_xlim()[1] == pytest.approx(1.1 * digits[digits.label == "A"].kl.max())
+
+
+def test_table1_plot_marks_every_paper_row_without_labels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rows = [("raw", 784, 91.8, 91.8), ("pca", 8, 75.5, 75.9), ("vae", 8, 88.0, 88.2), ("vae", 20, 86.5, 89.9),
+            ("affine-tvae", 8, 88.4, 90.0)]
+    df = pd.DataFrame([{"input": i, "dim": d, "protocol": "paper-C", "row_kind": "paper", "paper_test": pt,
+                        "test": t} for i, d, pt, t in rows]
+                      + [{"input": "tps-dtvae", "dim": 8, "protocol": "paper-C", "row_kind": "ours",
+                          "paper_test": np.nan, "test": 90.0}])
+    fig = E.plot_table1(df)
+    ax = fig.axes[0]
+    points = [ln for ln in ax.get_lines() if ln.get_linestyle() == "None"]
+    drawn = sorted((ln.get_xdata()[0], ln.get_ydata()[0]) for ln in points)
+    assert drawn == sorted((pt, t) for *_, pt, t in rows)
+    assert {ln.get_marker() for ln in points} == {"o", "s", "D"}                  # dims 8, 20, 784
+    assert not ax.texts                                                            # no labels to collide
+    r = fig.canvas.get_renderer()
+    assert all(leg.get_window_extent(r).x0 >= ax.get_window_extent(r).x1
+               for leg in [a for a in ax.get_children() if isinstance(a, matplotlib.legend.Legend)])
+
+
 # ------------------------------------------------------------ experiments on tiny data ----
 @pytest.fixture
 def tiny(tiny_mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Profile:

@@ -197,6 +197,26 @@ def test_grouped_bars_spectra_angle_scatter():
     assert len(fig.axes) == 2 and all(len(ax.collections) == 1 for ax in fig.axes)
 
 
+def _inside(inner, outer) -> bool:
+    return inner.x0 >= outer.x0 and inner.x1 <= outer.x1 and inner.y0 >= outer.y0 and inner.y1 <= outer.y1
+
+
+def test_legends_cover_no_data():
+    # grouped bars: the legend sits above the axes, in one row; angle scatter: below the panels
+    fig = tf.grouped_bars({"g1": {"a": 1.0, "b": 2.0, "c": 3.0}, "g2": {"a": 3.0}}, "err", title="t")
+    r = fig.canvas.get_renderer()
+    leg, box = fig.axes[0].get_legend().get_window_extent(r), fig.axes[0].get_window_extent(r)
+    assert leg.y0 >= box.y1 - 1 and _inside(leg, fig.bbox)
+    fig = tf.angle_scatter({"a": ([0, 90], [0, 80]), "b": ([10], [20])})
+    r = fig.canvas.get_renderer()
+    leg = fig.legends[0].get_window_extent(r)
+    assert all(leg.y1 <= ax.get_window_extent(r).y0 for ax in fig.axes)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["y = x", "y = -x"]
+    fig = tf.spectra({"p": [3.0, 1.0, 2.0, 0.5, 0.2]})
+    ticks = [t for t in fig.axes[0].get_xticks() if 1 <= t <= 5]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
 def test_latent_sweeps_side_by_side():
     torch.manual_seed(0)
     models = {"a": build_model(Config(model="vae", zdim=2)),

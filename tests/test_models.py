@@ -368,6 +368,32 @@ def test_tps_tvae_starts_doubled_by_default_and_other_models_at_the_identity():
     assert tiny_config("tps-tvae").key() != tiny_config("tps-tvae", tps_start="identity").key()
 
 
+@pytest.mark.parametrize("bad", [(256, 0), (256, -1), (2.5,), (True,), ("256", "abc"), (), 256, "256"])
+def test_layer_sizes_must_be_positive_integers(bad):
+    """No silent truncation (``int(2.5) == 2``) or bool-as-int; one line naming the fix."""
+    with pytest.raises(ConfigError, match=r"^hidden layer sizes must be positive integers, got .*; "
+                                          r"pass e.g. --hidden 256,256$"):
+        Config(hidden=bad)
+    with pytest.raises(ConfigError, match="--loc-hidden 128"):
+        Config(loc_hidden=bad)
+
+
+def test_layer_sizes_accept_integer_likes_and_digit_strings():
+    assert Config(hidden=("512",)).hidden == (512,)
+    assert Config(hidden=[128, np.int64(64)]).hidden == (128, 64)
+    assert Config(hidden=(512,)).key() == Config(hidden=["512"]).key()
+
+
+def test_configs_of_earlier_checkpoints_read_with_the_old_behaviour():
+    """A config dict written before ``init`` and ``sampling`` existed is rebuilt with what the
+    code then did (PyTorch's initialisation, ``torch`` sampling); a current dict round-trips."""
+    cur = Config(model="affine-tvae", zdim=8)
+    old = {k: v for k, v in cur.to_dict().items() if k not in ("init", "sampling")}
+    back = Config.from_dict(old)
+    assert (back.init, back.sampling) == ("torch", "torch")
+    assert Config.from_dict(cur.to_dict()) == cur
+
+
 # --------------------------------------------------------------- initialisation ----
 def test_glorot_initialisation_matches_the_bound():
     """Every dense layer (the pose heads included) under ``init='glorot'``: weights within

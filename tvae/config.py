@@ -146,33 +146,38 @@ class Config:
         return s
 
 
-_SIZE_FLAGS = {"hidden": "--hidden 256,256", "loc_hidden": "--loc-hidden 128"}
+_SIZE_FLAGS = {"hidden": ("hidden layer sizes", "--hidden 256,256"),
+               "loc_hidden": ("localisation layer sizes", "--loc-hidden 128")}
 
 
 def _layer_sizes(value, name: str) -> tuple[int, ...]:
     """``value`` as a non-empty tuple of positive layer sizes, or :class:`ConfigError`. Items may
     be integers or strings of decimal digits (as the command line passes them); floats, bools
-    and other strings are refused rather than truncated."""
-    flag = _SIZE_FLAGS[name]
-    fix = f"pass e.g. {flag} (positive integers, comma-separated)"
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise ConfigError(f"{name} must be a sequence of layer sizes, got {value!r}; {fix}")
+    and other strings are refused rather than truncated. The message shows the sizes
+    comma-separated, as typed on the command line, so Python and the CLI print the same line."""
+    what, flag = _SIZE_FLAGS[name]
+    try:
+        items = list(value) if not isinstance(value, (str, bytes)) else None
+    except TypeError:
+        items = None
+    shown = ",".join(str(h) for h in items) if items is not None else repr(value)
+    problem = ConfigError(f"{what} must be positive integers, got {shown or 'none'}; "
+                          f"pass e.g. {flag}")
+    if not items:
+        raise problem
     sizes = []
-    for h in value:
+    for h in items:
         if isinstance(h, str) and h.strip().isdigit():
             h = int(h)
+        if isinstance(h, bool):
+            raise problem
         try:
-            if isinstance(h, bool):
-                raise TypeError
             h = operator.index(h)
         except TypeError:
-            raise ConfigError(f"{name} sizes must be positive integers, got {tuple(value)!r}; "
-                              f"{fix}") from None
+            raise problem from None
         if h <= 0:
-            raise ConfigError(f"{name} sizes must be positive integers, got {tuple(value)!r}; {fix}")
+            raise problem
         sizes.append(h)
-    if not sizes:
-        raise ConfigError(f"{name} needs at least one layer, got {value!r}; {fix}")
     return tuple(sizes)
 
 

@@ -12,8 +12,9 @@ that square and what lies outside it (:data:`SAMPLINGS`, ``Config.sampling``):
 - ``"lasagne"`` (the default; the original code's Lasagne ``TransformerLayer`` and
   ``TPSTransformerLayer``): ``-1`` and ``1`` are the *centres* of the first and last pixels,
   pixel ``i`` of ``n`` sits at ``-1 + 2 i / (n - 1)`` (PyTorch's ``align_corners=True``), and a
-  point outside the image reads the nearest border pixel (``padding_mode="border"``; Lasagne's
-  ``border_mode="nearest"`` clips the four neighbours' indices, which gives the same values);
+  point outside the image reads the nearest border pixel (``padding_mode="border"``; Lasagne
+  clamps too: its early versions clip the coordinates to ``[-1, 1]``, later ones clip the four
+  neighbours' indices, ``border_mode="nearest"`` by default; both give these values);
 - ``"torch"`` (this package's convention before issue 10; PyTorch's ``grid_sample``
   defaults): ``-1`` and ``1`` are the outer *edges* of those pixels, pixel ``i`` sits at
   ``(2 i + 1) / n - 1`` (``align_corners=False``), and a point outside reads 0

@@ -366,6 +366,12 @@ def test_tps_tvae_starts_doubled_by_default_and_other_models_at_the_identity():
         with pytest.raises(ConfigError, match="TPS"):
             tiny_config(kind, tps_start="double")
     assert tiny_config("tps-tvae").key() != tiny_config("tps-tvae", tps_start="identity").key()
+    # replace(model=...) keeps "the model's own start" unless the start was chosen otherwise
+    assert tiny_config("tps-tvae").replace(model="vae").tps_start == "identity"
+    assert tiny_config("vae").replace(model="tps-tvae").tps_start == "double"
+    assert tiny_config("tps-tvae", tps_start="identity").replace(model="tps-dtvae").tps_start == "identity"
+    with pytest.raises(ConfigError, match="TPS"):
+        tiny_config("tps-dtvae", tps_start="double").replace(model="vae")
 
 
 @pytest.mark.parametrize("bad", [(256, 0), (256, -1), (2.5,), (True,), ("256", "abc"), (), 256, "256"])

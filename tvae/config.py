@@ -89,7 +89,7 @@ class Config:
         for name in ("hidden", "loc_hidden"):
             object.__setattr__(self, name, _layer_sizes(getattr(self, name), name))
         if self.tps_start is None:
-            object.__setattr__(self, "tps_start", "double" if self.model == "tps-tvae" else "identity")
+            object.__setattr__(self, "tps_start", default_tps_start(self.model))
         if self.lr is not None:
             if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)):
                 raise ConfigError(f"learning rate must be a number, got {self.lr!r}; pass --lr > 0")
@@ -131,6 +131,11 @@ class Config:
         return cls(**{**LEGACY_DEFAULTS, **d})
 
     def replace(self, **changes) -> Config:
+        """A copy with ``changes``. A new ``model`` whose ``tps_start`` is not given keeps the
+        model's own start when this config had its model's own start (see ``tps_start``)."""
+        if ("model" in changes and "tps_start" not in changes
+                and self.tps_start == default_tps_start(self.model)):
+            changes["tps_start"] = None
         return dataclasses.replace(self, **changes)
 
     def key(self) -> str:
@@ -144,6 +149,12 @@ class Config:
         if self.warp:
             s += f" {self.prior}" + (f" r{self.rank}" if self.prior == "lowrank" else "")
         return s
+
+
+def default_tps_start(model: str) -> str:
+    """The start a ``tps_start=None`` config gets: ``double`` for ``tps-tvae`` (the original's),
+    ``identity`` for every other model (see ``Config.tps_start``)."""
+    return "double" if model == "tps-tvae" else "identity"
 
 
 _SIZE_FLAGS = {"hidden": ("hidden layer sizes", "--hidden 256,256"),

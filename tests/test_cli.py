@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from tvae import cli
+from tvae import Config, cli
 from tvae.evaluate import elbo_terms, log_likelihood
 from tvae.train import FORMAT_VERSION, load_model, read_checkpoint
 
@@ -78,7 +78,22 @@ def test_help_documents_every_flag(capsys: pytest.CaptureFixture) -> None:
     flags = {o for a in subs["train"]._actions for o in a.option_strings}
     assert flags >= {"--model", "--zdim", "--prior", "--rank", "--epochs", "--batch-size", "--train-size",
                      "--dataset", "--data-dir", "--device", "--seed", "--optimizer", "--lr", "--likelihood",
-                     "--grid", "--tps-start", "--out", "--resume", "--no-progress"}
+                     "--grid", "--tps-start", "--out", "--resume", "--no-progress", "--hidden",
+                     "--loc-hidden", "--init", "--sampling"}
+    assert {o for a in subs["profile"]._actions for o in a.option_strings} >= {"--seeds"}
+
+
+def test_train_flags_reach_the_config() -> None:
+    """``--hidden``, ``--loc-hidden``, ``--init``, ``--sampling`` and the default ``--tps-start``
+    give the Config they say; without them the CLI's config is ``Config``'s defaults."""
+    parse = cli.build_parser().parse_args
+    c = cli.config_from_args(parse(["train", "--model", "tps-tvae", "--zdim", "8", "--hidden", "512",
+                                    "--loc-hidden", "64,32", "--init", "torch", "--sampling", "torch"]))
+    assert (c.hidden, c.loc_hidden, c.init, c.sampling) == ((512,), (64, 32), "torch", "torch")
+    assert c.tps_start == "double"
+    for model in ("vae", "tps-tvae", "affine-dtvae"):
+        d = cli.config_from_args(parse(["train", "--model", model, "--zdim", "8"]))
+        assert d == Config(model=model, zdim=8) and d.key() == Config(model=model, zdim=8).key()
 
 
 def test_python_m_tvae_help_runs(tmp_path: Path, mnist_root: Path) -> None:
@@ -270,6 +285,10 @@ def test_profile_prints_settings(data_env: Path, capsys) -> None:
     assert cli.main(["profile", "quick", "--epochs", "3"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["name"] == "quick" and out["epochs"] == 3 and out["train_size"] == 6000
+    assert out["n_seeds"] == 1 and out["seed_list"] == [0]
+    assert cli.main(["profile", "paper", "--seeds", "2", "--seed", "4"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_seeds"] == 2 and out["seed_list"] == [4, 5]
 
 
 # ---------------------------------------------------------------- numerical fault ----

@@ -169,6 +169,18 @@ CASES: dict[str, Case] = {
         "Rank outside 1..dim u", ["train", "--model", "affine-tvae", "--zdim", "8", "--prior", "lowrank",
                                   "--rank", "7"],
         lambda: tvae.Config(model="affine-tvae", zdim=8, prior="lowrank", rank=7), ConfigError),
+    "tps-start": Case(
+        "Unknown TPS start", ["train", "--model", "tps-tvae", "--zdim", "8", "--tps-start", "half"],
+        lambda: tvae.Config(model="tps-tvae", zdim=8, tps_start="half"), ConfigError),
+    "init": Case(
+        "Unknown initialisation", ["train", "--model", "vae", "--zdim", "8", "--init", "xavier"],
+        lambda: tvae.Config(model="vae", zdim=8, init="xavier"), ConfigError),
+    "sampling": Case(
+        "Unknown warp sampling", ["train", "--model", "affine-tvae", "--zdim", "8", "--sampling", "nearest"],
+        lambda: tvae.Config(model="affine-tvae", zdim=8, sampling="nearest"), ConfigError),
+    "hidden": Case(
+        "Hidden sizes not positive integers", ["train", "--model", "vae", "--zdim", "8", "--hidden", "256,0"],
+        lambda: tvae.Config(model="vae", zdim=8, hidden=(256, 0)), ConfigError),
     "epochs": Case(
         "Negative number of epochs", ["train", "--model", "vae", "--zdim", "8", "--epochs", "-1"],
         lambda: tvae.Config(model="vae", zdim=8, epochs=-1), ConfigError),
@@ -213,6 +225,9 @@ CASES: dict[str, Case] = {
     "unknown-profile": Case(
         "Unknown book profile", ["profile", "fast"],
         lambda: tvae.resolve("fast"), ConfigError),
+    "seed-count": Case(
+        "Seed count below 1", ["profile", "paper", "--seeds", "0"],
+        lambda: tvae.resolve("paper", seeds=0), ConfigError),
     "parameter-type": Case(
         "Notebook parameter of the wrong type",
         ["chapter.ipynb", "out.ipynb", "-p", "profile", "quick", "-p", "epochs", "five", "-k", "python3"],

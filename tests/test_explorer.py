@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from tvae import MODELS, Config, build_model
+from tvae import MODELS, Config, build_model, warps
 from tvae import explorer as E
 from tvae.cache import get_model
 
@@ -54,13 +54,16 @@ def test_affine_params_round_trip():
     assert np.allclose(E.invert_affine_np(E.invert_affine_np(m)), m)
 
 
+@pytest.mark.parametrize("sampling", list(warps.SAMPLINGS))
 @pytest.mark.parametrize("kind", ["affine-tvae", "affine-dtvae"])
-def test_affine_sliders_mean_what_they_say(kind):
+def test_affine_sliders_mean_what_they_say(kind, sampling):
     """+90 deg rotation turns a blob right of centre to above centre (counter-clockwise on the
-    screen); +7 px shift x moves it 7 px right; for a TVAE and a DTVAE alike."""
-    model = build_model(Config(model=kind, zdim=2))
+    screen); +7 px shift x moves it 7 px right; for a TVAE and a DTVAE alike, under both
+    sampling conventions (13.5 or 14 pixels per normalised unit)."""
+    model = build_model(Config(model=kind, zdim=2, sampling=sampling))
     spec = E.PoseSpec("affine", kind.endswith("dtvae"), E.AFFINE_NAMES, E.AFFINE_UNITS,
-                      np.zeros(6), np.ones(6), np.full(6, -100.0), np.full(6, 100.0), np.zeros(6))
+                      np.zeros(6), np.ones(6), np.full(6, -100.0), np.full(6, 100.0), np.zeros(6),
+                      px=E.pixels_per_unit(sampling))
     img = torch.zeros(1, 28, 28)
     img[0, 13:15, 19:21] = 1.0                                    # right of the centre (13.5, 13.5)
 
@@ -190,6 +193,43 @@ def test_numpy_decoder_is_exact_in_float64(trained):
             # 1e-6: the exported TPS basis is float32, the float64 model's is float64.
             assert np.abs(x - ref[0].numpy()).max() < 1e-6, name
             assert np.abs(y - ref_y[0].numpy()).max() < 1e-9, name
+
+
+@pytest.mark.parametrize("sampling", list(warps.SAMPLINGS))
+def test_numpy_ports_match_tvae_warps(sampling):
+    """The numpy twins of the browser's warp code against :mod:`tvae.warps` (the one place the
+    conventions and the TPS system are written), for both sampling conventions, without a
+    trained model: the pixel grid, the affine grid (u and u^-1), the TPS grid through the
+    exported basis, the per-draw inverse TPS solve with its ridge, and the bilinear sampler at
+    points inside and far outside the image."""
+    rng = np.random.default_rng(5)
+    g = torch.tensor(E.pixel_grid_np(sampling))
+    assert torch.allclose(g, warps.pixel_coords(28, 28, sampling, dtype=torch.float64), atol=1e-15)
+    theta = np.eye(2, 3) + 0.2 * rng.standard_normal((2, 3))
+    for inverse in (False, True):
+        exp = {"warp": "affine", "inverse": inverse, "sampling": sampling}
+        t = torch.tensor(theta)[None]
+        ref = warps.affine_grid(warps.invert_affine(t) if inverse else t, 28, 28, sampling)
+        np.testing.assert_allclose(E.sampling_grid_np(exp, theta.reshape(6)),
+                                   ref[0].reshape(-1, 2).numpy(), atol=1e-12)
+    c = warps.control_grid(3, dtype=torch.float64)
+    pts = c + 0.15 * torch.tensor(rng.standard_normal((9, 2)))
+    basis = warps.tps_basis(3, 28, 28, sampling, dtype=torch.float64).numpy()
+    exp = {"warp": "tps", "inverse": False, "sampling": sampling}
+    np.testing.assert_allclose(E.sampling_grid_np(exp, pts.reshape(-1).numpy(), basis),
+                               warps.tps_grid(pts[None], 28, 28, sampling)[0].reshape(-1, 2).numpy(),
+                               atol=1e-12)
+    exp = {"warp": "tps", "inverse": True, "sampling": sampling, "tps_inverse_reg": warps.TPS_INVERSE_REG,
+           "control": c.reshape(-1).tolist()}
+    ref = warps.tps_grid_between(pts[None], c[None], 28, 28, reg=warps.TPS_INVERSE_REG, sampling=sampling)
+    np.testing.assert_allclose(E.sampling_grid_np(exp, pts.reshape(-1).numpy()),
+                               ref[0].reshape(-1, 2).numpy(), atol=1e-10)
+    img = rng.random(784)
+    grid = 2.5 * (rng.random((784, 2)) * 2 - 1)
+    ref = warps.grid_sample(torch.tensor(img).reshape(1, 1, 28, 28),
+                            torch.tensor(grid).reshape(1, 28, 28, 2), sampling).reshape(-1).numpy()
+    np.testing.assert_allclose(E.grid_sample_np(img, grid, sampling), ref, atol=1e-12)
+    assert E.export_sampling({}) == "torch"          # format-1 files
 
 
 def test_static_html_uses_relative_urls(tmp_path):

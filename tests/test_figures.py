@@ -60,10 +60,18 @@ def test_mosaic_places_tiles_and_pads(digits):
 
 
 def test_to_pixels_maps_frame_to_pixel_edges():
-    np.testing.assert_allclose(tf.to_pixels(np.array([[-1.0, -1.0], [1.0, 1.0]])),
+    np.testing.assert_allclose(tf.to_pixels(np.array([[-1.0, -1.0], [1.0, 1.0]]), "torch"),
                                [[-0.5, -0.5], [27.5, 27.5]])
     # centre of pixel 0 in normalised coordinates (align_corners=False)
-    np.testing.assert_allclose(tf.to_pixels(np.array([1 / 28 - 1])), [0.0], atol=1e-12)
+    np.testing.assert_allclose(tf.to_pixels(np.array([1 / 28 - 1]), "torch"), [0.0], atol=1e-12)
+
+
+def test_to_pixels_maps_frame_to_border_pixel_centres_under_lasagne_sampling():
+    """The default (``lasagne``, ``align_corners=True``): +-1 are the centres of pixels 0 and
+    27, and pixel ``i`` sits at ``-1 + 2 i / 27``."""
+    np.testing.assert_allclose(tf.to_pixels(np.array([[-1.0, -1.0], [1.0, 1.0]])),
+                               [[0.0, 0.0], [27.0, 27.0]])
+    np.testing.assert_allclose(tf.to_pixels(np.array([-1 + 2 * 5 / 27])), [5.0], atol=1e-12)
 
 
 def test_warp_map_and_apply_warp_identity(digits):

@@ -66,8 +66,10 @@ def test_smoke_training_writes_a_complete_checkpoint(tmp_path, mnist_root):
         for split in ("train", "test"):
             vals = [row[f"{split}_{t}"] for t in TERMS]
             assert all(math.isfinite(v) for v in vals)
+            # the per-sample ELBO is a float32 sum of the three float32 terms: equal to the sum
+            # of their (float64) means up to two float32 roundings of 2^-24 each (all terms >= 0)
             assert row[f"{split}_elbo"] == pytest.approx(
-                -(row[f"{split}_bce"] + row[f"{split}_kl_z"] + row[f"{split}_kl_u"]), rel=1e-9)
+                -(row[f"{split}_bce"] + row[f"{split}_kl_z"] + row[f"{split}_kl_u"]), rel=2 ** -23)
         assert row["train_kl_u"] == 0.0                                       # flat prior
     assert res.history[1]["train_elbo"] > res.history[0]["train_elbo"]        # it learns
     assert files_in(out.parent) == ["model.pt"]                               # no temp files left

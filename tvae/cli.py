@@ -25,7 +25,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .config import DATASETS, LIKELIHOODS, MODELS, OPTIMIZERS, PRIORS, TPS_STARTS, Config
+from .config import (
+    DATASETS,
+    INITS,
+    LIKELIHOODS,
+    MODELS,
+    OPTIMIZERS,
+    PRIORS,
+    SAMPLINGS,
+    TPS_STARTS,
+    Config,
+)
 from .errors import ConfigError, TVAEError
 
 PROG = "python -m tvae"
@@ -118,9 +128,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--likelihood", default="bernoulli", metavar="L",
                    help=f"one of {_names(LIKELIHOODS)} (default bernoulli, the paper's)")
     t.add_argument("--grid", type=int, default=3, metavar="S", help="TPS control grid size S x S (default 3)")
-    t.add_argument("--tps-start", default="identity", metavar="START",
+    t.add_argument("--tps-start", default=None, metavar="START",
                    help=f"initial TPS warp of the flat prior, one of {_names(TPS_STARTS)} "
-                        "(default identity; double: the original code's 2x zoom-out)")
+                        "(default: double for tps-tvae, the original code's 2x zoom-out; "
+                        "identity for the others)")
+    t.add_argument("--hidden", default="256,256", metavar="SIZES",
+                   help="hidden layer sizes of the encoder and decoder networks, comma-separated "
+                        "(default 256,256, the paper's 2 x 256)")
+    t.add_argument("--loc-hidden", default="128", metavar="SIZES",
+                   help="hidden layer sizes of the DTVAE's localisation net, comma-separated "
+                        "(default 128)")
+    t.add_argument("--init", default="glorot", metavar="INIT",
+                   help=f"weight initialisation, one of {_names(INITS)} (default glorot, the "
+                        "original code's Lasagne default; torch: PyTorch's nn.Linear default)")
+    t.add_argument("--sampling", default="lasagne", metavar="S",
+                   help=f"warp sampling convention, one of {_names(SAMPLINGS)} (default lasagne: "
+                        "align_corners=True, border padding, the original's; torch: "
+                        "align_corners=False, zero padding)")
     t.add_argument("--out", default=None, metavar="PATH",
                    help="checkpoint file (default <model>-z<N>.pt in the current directory)")
     t.add_argument("--resume", action="store_true",
@@ -169,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("name", metavar="NAME", help="smoke, quick or paper")
     pr.add_argument("--epochs", type=int, default=None, metavar="N", help="override the profile's epochs")
     pr.add_argument("--seed", type=int, default=None, metavar="S", help="override the profile's seed")
+    pr.add_argument("--seeds", type=int, default=None, metavar="N",
+                    help="override the profile's seed count (seeds per verdict model, >= 1)")
     return p
 
 
@@ -228,7 +254,8 @@ def config_from_args(a: argparse.Namespace) -> Config:
     return Config(model=a.model, zdim=a.zdim, prior=a.prior, rank=a.rank, likelihood=a.likelihood,
                   tps_start=a.tps_start, grid=a.grid, dataset=a.dataset, train_size=a.train_size,
                   epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr,
-                  seed=a.seed)
+                  seed=a.seed, hidden=tuple(a.hidden.split(",")),
+                  loc_hidden=tuple(a.loc_hidden.split(",")), init=a.init, sampling=a.sampling)
 
 
 def default_out(config: Config) -> Path:
@@ -368,8 +395,8 @@ def cmd_profile(a: argparse.Namespace) -> int:
 
     from .profiles import resolve
 
-    p = resolve(a.name, epochs=a.epochs, seed=a.seed)
-    print(json.dumps(dataclasses.asdict(p)))
+    p = resolve(a.name, epochs=a.epochs, seed=a.seed, seeds=a.seeds)
+    print(json.dumps({**dataclasses.asdict(p), "seed_list": list(p.seed_list)}))
     return 0
 
 

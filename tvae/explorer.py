@@ -19,7 +19,8 @@ Pose sliders are in meaningful terms:
   normalised coordinates of :mod:`tvae.warps`, x right, y down), written
   ``M = R(rotation) diag(exp(log_scale_x), exp(log_scale_y)) [[1, shear], [0, 1]]`` with
   ``R(a) = [[cos a, sin a], [-sin a, cos a]]`` (a counter-clockwise turn on the screen for
-  ``a > 0``, in degrees) and the shift ``t`` in pixels (14 pixels = one normalised unit).
+  ``a > 0``, in degrees) and the shift ``t`` in pixels (13.5 pixels = one normalised unit
+  under the default ``lasagne`` sampling, 14 under ``torch``: :func:`pixels_per_unit`).
   A TVAE samples ``y'`` through ``u``, so its visible map is ``u^{-1}``; a DTVAE samples
   through ``u^{-1}``, so its visible map is ``u`` itself. The sliders start at the
   decomposition of the model's training-mean pose ``u_mean``.
@@ -53,10 +54,19 @@ from .warps import control_grid, tps_basis
 H = W = 28
 D = H * W
 PX = W / 2
-"""Pixels per normalised unit (the image spans ``[-1, 1]``, 28 pixels)."""
+"""Pixels per normalised unit under the ``torch`` sampling convention (the image's outer edges
+at +-1: 28 pixels span 2 units); see :func:`pixels_per_unit`."""
 
-EXPORT_FORMAT = 1
-"""Version of the exported model files (``window.TVAE_MODELS[name]``)."""
+
+def pixels_per_unit(sampling: str) -> float:
+    """Pixels per normalised unit under ``sampling`` (:mod:`tvae.warps`): ``(W - 1) / 2 = 13.5``
+    for ``lasagne`` (the first and last pixel centres at +-1), ``W / 2 = 14`` for ``torch``."""
+    return (W - 1) / 2 if warps.SAMPLINGS[sampling][0] else W / 2
+
+EXPORT_FORMAT = 2
+"""Version of the exported model files (``window.TVAE_MODELS[name]``). 2: the files name the
+warp sampling convention (``sampling``, see :mod:`tvae.warps`); a format-1 file (none named)
+used the ``torch`` convention."""
 
 MODEL_LABELS = {"vae": "VAE", "affine-tvae": "Affine-TVAE", "tps-tvae": "TPS-TVAE",
                 "affine-dtvae": "Affine-DTVAE", "tps-dtvae": "TPS-DTVAE"}
@@ -83,9 +93,10 @@ def _rot(deg: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([c, s], -1), np.stack([-s, c], -1)], -2)
 
 
-def affine_params_from_matrix(v: np.ndarray) -> np.ndarray:
+def affine_params_from_matrix(v: np.ndarray, px: float = PX) -> np.ndarray:
     """Visible affine maps ``(..., 2, 3)`` -> slider parameters ``(..., 6)``: rotation (deg),
-    log scale x, log scale y, shear, shift x (px), shift y (px). See the module docstring.
+    log scale x, log scale y, shear, shift x (px), shift y (px), with ``px`` pixels per
+    normalised unit (:func:`pixels_per_unit`). See the module docstring.
 
     The 2x2 block is factored ``R(a) U`` with ``U = [[sx, sx*shear], [0, sy]]`` (a QR
     factorisation); a reflection (``sy <= 0``, which the explorer's models do not produce)
@@ -100,17 +111,17 @@ def affine_params_from_matrix(v: np.ndarray) -> np.ndarray:
     sy = s * m01 + c * m11
     shear = u01 / sx
     return np.stack([rot, np.log(sx), np.log(np.maximum(sy, 1e-3)), shear,
-                     v[..., 0, 2] * PX, v[..., 1, 2] * PX], -1)
+                     v[..., 0, 2] * px, v[..., 1, 2] * px], -1)
 
 
-def matrix_from_affine_params(p: np.ndarray) -> np.ndarray:
+def matrix_from_affine_params(p: np.ndarray, px: float = PX) -> np.ndarray:
     """Inverse of :func:`affine_params_from_matrix`: ``(..., 6)`` -> visible maps ``(..., 2, 3)``."""
     p = np.asarray(p, dtype=np.float64)
     sx, sy, sh = np.exp(p[..., 1]), np.exp(p[..., 2]), p[..., 3]
     zero = np.zeros_like(sx)
     u = np.stack([np.stack([sx, sx * sh], -1), np.stack([zero, sy], -1)], -2)
     m = _rot(p[..., 0]) @ u
-    t = np.stack([p[..., 4], p[..., 5]], -1)[..., None] / PX
+    t = np.stack([p[..., 4], p[..., 5]], -1)[..., None] / px
     return np.concatenate([m, t], -1)
 
 
@@ -131,7 +142,9 @@ class PoseSpec:
     slider units), ``lo``/``hi`` (range). ``u_mean``: ``(dim u,)`` the model's training-mean
     pose. TPS only: ``modes`` ``(k, dim u)`` orthonormal principal directions of ``u``,
     ``mode_sd`` ``(k,)`` standard deviation of ``u`` along each (normalised units),
-    ``explained`` ``(k,)`` fraction of the pose variance along each.
+    ``explained`` ``(k,)`` fraction of the pose variance along each. ``px``: pixels per
+    normalised unit of the affine shift sliders (:func:`pixels_per_unit` of the model's
+    sampling convention).
     """
 
     kind: str
@@ -146,6 +159,7 @@ class PoseSpec:
     modes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     mode_sd: np.ndarray = field(default_factory=lambda: np.zeros(0))
     explained: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    px: float = PX
 
     @property
     def size(self) -> int:
@@ -159,7 +173,7 @@ class PoseSpec:
         if self.kind == "none":
             return np.zeros(0)
         if self.kind == "affine":
-            v = matrix_from_affine_params(values)
+            v = matrix_from_affine_params(values, self.px)
             return (v if self.inverse else invert_affine_np(v)).reshape(6)
         u = self.u_mean + (values * self.mode_sd) @ self.modes
         return u if residual is None else u + residual
@@ -176,7 +190,7 @@ class PoseSpec:
             return np.zeros(0), np.zeros(0)
         if self.kind == "affine":
             m = u.reshape(2, 3)
-            vals = affine_params_from_matrix(m if self.inverse else invert_affine_np(m))
+            vals = affine_params_from_matrix(m if self.inverse else invert_affine_np(m), self.px)
             if clip:
                 vals = np.clip(vals, self.lo, self.hi)
             return vals, np.zeros(0)
@@ -190,7 +204,7 @@ class PoseSpec:
     def to_json(self) -> dict:
         """JSON-ready dict (lists of floats) of every field."""
         out = {"kind": self.kind, "inverse": self.inverse, "names": list(self.names),
-               "units": list(self.units)}
+               "units": list(self.units), "px": float(self.px)}
         for k in ("centre", "sd", "lo", "hi", "u_mean", "mode_sd", "explained"):
             out[k] = [float(x) for x in getattr(self, k)]
         out["modes"] = [[float(x) for x in row] for row in self.modes]
@@ -202,7 +216,7 @@ class PoseSpec:
               for k in ("centre", "sd", "lo", "hi", "u_mean", "mode_sd", "explained")}
         modes = (np.asarray(d["modes"], dtype=np.float64) if d["modes"] else np.zeros((0, 0)))
         return cls(kind=d["kind"], inverse=d["inverse"], names=tuple(d["names"]),
-                   units=tuple(d["units"]), modes=modes, **kw)
+                   units=tuple(d["units"]), modes=modes, px=float(d.get("px", PX)), **kw)
 
 
 @torch.no_grad()
@@ -221,14 +235,15 @@ def pose_spec(model: VAE, x: Tensor, n_modes: int = TPS_MODES) -> PoseSpec:
     u_mean = model.u_mean.detach().double().cpu().numpy()
     us = encode_poses(model, x)
     if model.warp.name == "affine":
+        px = pixels_per_unit(model.config.sampling)
         m = us.reshape(-1, 2, 3)
-        vals = affine_params_from_matrix(m if inverse else invert_affine_np(m))
+        vals = affine_params_from_matrix(m if inverse else invert_affine_np(m), px)
         centre_m = u_mean.reshape(2, 3)
-        centre = affine_params_from_matrix(centre_m if inverse else invert_affine_np(centre_m))
+        centre = affine_params_from_matrix(centre_m if inverse else invert_affine_np(centre_m), px)
         sd = vals.std(0)
         half = np.maximum(AFFINE_HALF_RANGE, 3.5 * sd)
         return PoseSpec("affine", inverse, AFFINE_NAMES, AFFINE_UNITS, centre, sd, centre - half,
-                        centre + half, u_mean)
+                        centre + half, u_mean, px=px)
     d = us - u_mean
     cov = d.T @ d / max(len(d), 1)
     evals, evecs = np.linalg.eigh(cov)
@@ -470,21 +485,31 @@ def _tps_radial_np(d2: np.ndarray) -> np.ndarray:
     return d2 * np.log(np.maximum(d2, 1e-20))
 
 
-def pixel_grid_np() -> np.ndarray:
-    """Normalised centres of the 28 x 28 pixels, ``(784, 2)`` as ``(x, y)``, row-major."""
-    c = (np.arange(W) * 2 + 1) / W - 1
+def pixel_grid_np(sampling: str = warps.DEFAULT_SAMPLING) -> np.ndarray:
+    """Normalised centres of the 28 x 28 pixels under ``sampling``, ``(784, 2)`` as ``(x, y)``,
+    row-major: the numpy twin of :func:`tvae.warps.pixel_coords`."""
+    align, _ = warps.SAMPLINGS[sampling]
+    c = np.linspace(-1.0, 1.0, W) if align else (np.arange(W) * 2 + 1) / W - 1
     yy, xx = np.meshgrid(c, c, indexing="ij")
     return np.stack([xx.reshape(-1), yy.reshape(-1)], -1)
 
 
+def export_sampling(export: dict) -> str:
+    """The sampling convention of an export (format 1 files, which name none, used ``torch``)."""
+    return export.get("sampling", "torch")
+
+
 def sampling_grid_np(export: dict, u: np.ndarray, basis: np.ndarray | None = None) -> np.ndarray | None:
     """Where each output pixel samples ``y'``: ``(784, 2)`` normalised ``(x, y)``, or None for
-    the VAE. The numpy twin of ``samplingGrid`` in ``explorer.js``."""
+    the VAE. The numpy twin of ``samplingGrid`` in ``explorer.js`` and of the grids of
+    :mod:`tvae.warps` (:func:`~tvae.warps.affine_grid`, :func:`~tvae.warps.tps_grid`,
+    :func:`~tvae.warps.tps_grid_between`, whose TPS system it mirrors; the tests check it
+    against them)."""
     warp = export["warp"]
     if warp is None:
         return None
     u = np.asarray(u, dtype=np.float64)
-    g = pixel_grid_np()
+    g = pixel_grid_np(export_sampling(export))
     if warp == "affine":
         th = u.reshape(2, 3)
         if export["inverse"]:
@@ -507,12 +532,18 @@ def sampling_grid_np(export: dict, u: np.ndarray, basis: np.ndarray | None = Non
     return feats @ coef
 
 
-def grid_sample_np(img: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """``F.grid_sample(bilinear, zeros, align_corners=False)`` of one image ``(784,)`` at
-    ``grid`` ``(784, 2)``: ``(784,)``. Corners outside the image contribute 0."""
+def grid_sample_np(img: np.ndarray, grid: np.ndarray, sampling: str = warps.DEFAULT_SAMPLING
+                   ) -> np.ndarray:
+    """:func:`tvae.warps.grid_sample` of one image ``(784,)`` at ``grid`` ``(784, 2)``:
+    ``(784,)``. ``lasagne``: corners aligned, coordinates clamped into the image (border
+    padding); ``torch``: ``align_corners=False``, corners outside the image contribute 0."""
     im = np.asarray(img, dtype=np.float64).reshape(H, W)
-    ix = ((grid[:, 0] + 1) * W - 1) / 2
-    iy = ((grid[:, 1] + 1) * H - 1) / 2
+    if warps.SAMPLINGS[sampling][0]:
+        ix = np.clip((grid[:, 0] + 1) / 2 * (W - 1), 0, W - 1)
+        iy = np.clip((grid[:, 1] + 1) / 2 * (H - 1), 0, H - 1)
+    else:
+        ix = ((grid[:, 0] + 1) * W - 1) / 2
+        iy = ((grid[:, 1] + 1) * H - 1) / 2
     x0, y0 = np.floor(ix), np.floor(iy)
     wx1, wy1 = ix - x0, iy - y0
     out = np.zeros(len(grid))
@@ -539,7 +570,8 @@ def numpy_decode(export: dict, z: np.ndarray, u: np.ndarray | None = None,
     if export["warp"] is None:
         return y, y
     u = np.asarray(export["pose"]["u_mean"] if u is None else u, dtype=np.float64)
-    return y, grid_sample_np(y, sampling_grid_np(export, u, arrays["tps_basis"]))
+    return y, grid_sample_np(y, sampling_grid_np(export, u, arrays["tps_basis"]),
+                             export_sampling(export))
 
 
 def _check_vectors(em: ExplorerModel, digits_z: np.ndarray, digits_u: np.ndarray, n_random: int,
@@ -581,6 +613,7 @@ def export_model(em: ExplorerModel, digits: Tensor, labels: list[int] | None = N
     base = {
         "format": EXPORT_FORMAT, "name": em.name, "label": em.label, "kind": model.config.model,
         "warp": warp, "inverse": isinstance(model, DTVAE), "zdim": em.zdim,
+        "sampling": model.config.sampling,
         "pose": spec.to_json(),
         "digits": {"n": len(dz), "images": _b64(np.round(digits.cpu().numpy() * 255).astype(np.uint8)),
                    "labels": [int(v) for v in (labels if labels is not None else [-1] * len(dz))],
@@ -591,7 +624,7 @@ def export_model(em: ExplorerModel, digits: Tensor, labels: list[int] | None = N
     if warp == "tps":
         g = model.config.grid
         base["grid"] = g
-        base["tps_basis"] = _b64(tps_basis(g, H, W).numpy().astype("<f4"))
+        base["tps_basis"] = _b64(tps_basis(g, H, W, model.config.sampling).numpy().astype("<f4"))
         base["control"] = [float(v) for v in control_grid(g).reshape(-1)]
         if isinstance(model, DTVAE):
             base["tps_inverse_reg"] = float(getattr(warps, "TPS_INVERSE_REG", 0.0))

@@ -9,8 +9,11 @@ white ink, no ticks.
 
 Warp conventions are those of :mod:`tvae.warps`: a warp maps an *output* pixel position
 ``g`` in normalised coordinates ``[-1, 1]^2`` (``x`` to the right, ``y`` down) to the *input*
-position ``f(g)`` it reads. Drawn on the input, the image of the output's regular lattice
-under ``f`` shows where every output pixel comes from.
+position ``f(g)`` it reads; the warp functions take that module's ``sampling`` convention
+(default ``lasagne``: +-1 at the centres of the border pixels, clamped at the border), which
+also places normalised points on the drawn pixels (:func:`to_pixels`). Drawn on the input,
+the image of the output's regular lattice under ``f`` shows where every output pixel comes
+from.
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from matplotlib.ticker import MaxNLocator
 
-from .warps import affine_matrix, affine_warp, control_grid, tps_eval, tps_warp
+from .warps import (
+    DEFAULT_SAMPLING,
+    SAMPLINGS,
+    affine_matrix,
+    affine_warp,
+    control_grid,
+    tps_eval,
+    tps_warp,
+)
 
 SIDE = 28
 """Image side in pixels."""
@@ -165,9 +176,12 @@ def reconstruction_rows(inputs, recs: Mapping[str, object], uprights: Mapping[st
 
 
 # -------------------------------------------------------------------------- warps ----
-def to_pixels(points: np.ndarray) -> np.ndarray:
+def to_pixels(points: np.ndarray, sampling: str = DEFAULT_SAMPLING) -> np.ndarray:
     """Normalised coordinates ``(..., 2)`` in ``[-1, 1]`` -> pixel positions as drawn by
-    ``imshow`` (pixel centres at integers, ``align_corners=False``)."""
+    ``imshow`` (pixel centres at integers) under ``sampling``: ``lasagne`` puts +-1 on the
+    centres of the border pixels (0 and 27), ``torch`` on the image's outer edges (-0.5, 27.5)."""
+    if SAMPLINGS[sampling][0]:
+        return (np.asarray(points) + 1.0) * (SIDE - 1) / 2
     return (np.asarray(points) + 1.0) * SIDE / 2 - 0.5
 
 
@@ -187,15 +201,15 @@ def warp_map(kind: str, u) -> Callable[[np.ndarray], np.ndarray]:
     raise ValueError(f"unknown warp kind {kind!r}; use 'affine' or 'tps'")
 
 
-def apply_warp(kind: str, images, u) -> np.ndarray:
-    """Warp images ``(N, ...)`` by one parameter vector ``u`` (see :func:`warp_map`):
-    ``(N, 28, 28)`` numpy outputs."""
+def apply_warp(kind: str, images, u, sampling: str = DEFAULT_SAMPLING) -> np.ndarray:
+    """Warp images ``(N, ...)`` by one parameter vector ``u`` (see :func:`warp_map`) under
+    ``sampling``: ``(N, 28, 28)`` numpy outputs."""
     img = torch.from_numpy(as_images(images)).unsqueeze(1)
     ut = torch.as_tensor(np.asarray(u, dtype=np.float32)).reshape(1, -1).expand(len(img), -1)
     if kind == "affine":
-        out = affine_warp(img, affine_matrix(ut))
+        out = affine_warp(img, affine_matrix(ut), sampling)
     elif kind == "tps":
-        out = tps_warp(img, ut.reshape(len(img), -1, 2))
+        out = tps_warp(img, ut.reshape(len(img), -1, 2), sampling)
     else:
         raise ValueError(f"unknown warp kind {kind!r}; use 'affine' or 'tps'")
     return out[:, 0].numpy()
@@ -211,7 +225,7 @@ def _fit_limits(axes, points: np.ndarray, margin: float = 2.0) -> None:
 
 
 def draw_lattice(ax: Axes, f=None, lines: int = 5, color: str = "tab:orange", lw: float = 1.0,
-                 dense: int = 60) -> np.ndarray:
+                 dense: int = 60, sampling: str = DEFAULT_SAMPLING) -> np.ndarray:
     """Draw on ``ax`` the image under ``f`` of a ``lines x lines`` lattice spanning the frame
     ``[-1, 1]^2`` (``f=None``: the regular lattice itself), in pixel coordinates. Returns the
     drawn points ``(M, 2)`` in pixels."""
@@ -219,14 +233,14 @@ def draw_lattice(ax: Axes, f=None, lines: int = 5, color: str = "tab:orange", lw
     drawn = []
     for c in np.linspace(-1, 1, lines):
         for seg in (np.stack([t, np.full_like(t, c)], 1), np.stack([np.full_like(t, c), t], 1)):
-            p = to_pixels(seg if f is None else f(seg))
+            p = to_pixels(seg if f is None else f(seg), sampling)
             ax.plot(p[:, 0], p[:, 1], color=color, lw=lw, alpha=0.9)
             drawn.append(p)
     return np.concatenate(drawn)
 
 
 def warp_demo(image, kind: str, params: Sequence, labels: Sequence[str], lines: int = 5,
-              title: str | None = None) -> Figure:
+              title: str | None = None, sampling: str = DEFAULT_SAMPLING) -> Figure:
     """How a spatial transformer warps one digit, for several parameter vectors.
 
     Two rows of ``len(params)`` axes. Top: the input digit with the image of the output's
@@ -242,17 +256,17 @@ def warp_demo(image, kind: str, params: Sequence, labels: Sequence[str], lines: 
     extent = []
     for j, (u, label) in enumerate(zip(params, labels, strict=True)):
         f = warp_map(kind, u)
-        out = apply_warp(kind, img, u)[0]
+        out = apply_warp(kind, img, u, sampling)[0]
         top, bottom = axes[0, j], axes[1, j]
         _show(top, img[0], label)
-        drawn = draw_lattice(top, f, lines)
+        drawn = draw_lattice(top, f, lines, sampling=sampling)
         _show(bottom, out)
-        draw_lattice(bottom, None, lines)
+        draw_lattice(bottom, None, lines, sampling=sampling)
         if kind == "tps":
-            pts = to_pixels(np.asarray(u, dtype=np.float64).reshape(-1, 2))
+            pts = to_pixels(np.asarray(u, dtype=np.float64).reshape(-1, 2), sampling)
             top.scatter(pts[:, 0], pts[:, 1], s=14, c="red", zorder=3)
             s = int(round(math.sqrt(len(pts))))
-            grid = to_pixels(control_grid(s, dtype=torch.float64).numpy())
+            grid = to_pixels(control_grid(s, dtype=torch.float64).numpy(), sampling)
             bottom.scatter(grid[:, 0], grid[:, 1], s=14, c="red", zorder=3)
             drawn = np.concatenate([drawn, pts])
         extent.append(drawn)
@@ -265,7 +279,8 @@ def warp_demo(image, kind: str, params: Sequence, labels: Sequence[str], lines: 
     return fig
 
 
-def control_grid_figure(image, points, title: str | None = None, lines: int = 7) -> Figure:
+def control_grid_figure(image, points, title: str | None = None, lines: int = 7,
+                        sampling: str = DEFAULT_SAMPLING) -> Figure:
     """One TPS in detail: the digit with the regular 3 x 3 (``s x s``) control grid, the same
     digit with the displaced control points (red arrows from the regular grid to their images
     ``u``) and the deformed lattice, and the warped output. Three axes."""
@@ -274,20 +289,20 @@ def control_grid_figure(image, points, title: str | None = None, lines: int = 7)
     s = int(round(math.sqrt(len(pts))))
     grid = control_grid(s, dtype=torch.float64).numpy()
     f = warp_map("tps", pts.reshape(-1))
-    out = apply_warp("tps", img, pts.reshape(-1))[0]
+    out = apply_warp("tps", img, pts.reshape(-1), sampling)[0]
     fig, axes = _figure(7.0, 2.9 + (0.3 if title else 0), 1, 3)
     a0, a1, a2 = axes[0]
-    gp, pp = to_pixels(grid), to_pixels(pts)
+    gp, pp = to_pixels(grid, sampling), to_pixels(pts, sampling)
     _show(a0, img[0], f"control grid ({s}x{s})")
-    draw_lattice(a0, None, lines, color="tab:blue")
+    draw_lattice(a0, None, lines, color="tab:blue", sampling=sampling)
     a0.scatter(gp[:, 0], gp[:, 1], s=18, c="red", zorder=3)
     _show(a1, img[0], "control points moved")
-    drawn = draw_lattice(a1, f, lines)
+    drawn = draw_lattice(a1, f, lines, sampling=sampling)
     for g, p in zip(gp, pp, strict=True):
         a1.annotate("", xy=p, xytext=g, arrowprops={"arrowstyle": "->", "color": "red", "lw": 1.2})
     a1.scatter(pp[:, 0], pp[:, 1], s=18, c="red", zorder=3)
     _show(a2, out, "warped output")
-    draw_lattice(a2, None, lines)
+    draw_lattice(a2, None, lines, sampling=sampling)
     a2.scatter(gp[:, 0], gp[:, 1], s=18, c="red", zorder=3)
     _fit_limits(axes[0], np.concatenate([drawn, pp]))
     if title:

@@ -213,7 +213,7 @@ class TVAE(VAE):
 
     def __init__(self, config: Config):
         super().__init__(config)
-        self.warp = make_warp(config.warp, config.grid)
+        self.warp = make_warp(config.warp, config.grid, config.sampling)
         self.pose = make_pose_head(config.prior, self._pose_features(), self.warp,
                                    config.rank, config.tps_start)
         self.register_buffer("u_mean", self.pose.to_warp(
@@ -287,12 +287,43 @@ class DTVAE(TVAE):
         return self.warp.apply_inverse(y, u).reshape(-1, D)
 
 
+def init_weights(model: nn.Module, scheme: str) -> None:
+    """Initialise ``model``'s dense layers in place under ``scheme`` (``Config.init``).
+
+    - ``glorot``: Lasagne's ``DenseLayer`` defaults, which the original code used in every
+      layer: weights uniform on ``[-a, a]`` with ``a = sqrt(6 / (fan_in + fan_out))``
+      (Glorot & Bengio 2010, gain 1) and zero biases, in every ``nn.Linear`` of the model:
+      encoder, decoder, localisation net and the pose heads. PAPER.md ("What the original code
+      did") records Glorot in *every* layer and no zero-initialised localisation head, so the
+      heads get it too: a flat pose head starts at ``start + tanh(W h)``, near its start warp
+      (identity, or the doubled TPS grid) but not on it. Parameters that are not dense layers
+      (the Gaussian priors' ``W`` and ``b``) keep their constructors' values.
+    - ``torch``: PyTorch's ``nn.Linear`` defaults (Kaiming-uniform with ``a = sqrt(5)``, i.e.
+      weights and biases uniform on ``+-1/sqrt(fan_in)``) and the pose heads as their
+      constructors leave them (the flat head and the Gaussian mean head zero, so the warp starts
+      exactly at its start): this package's behaviour before issue 10.
+
+    Draws from torch's global generator, so the seed set before :func:`build_model` fixes it.
+    """
+    if scheme == "torch":
+        return
+    if scheme != "glorot":
+        raise ValueError(f"unknown initialisation {scheme!r}; use 'glorot' or 'torch'")
+    for layer in model.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_uniform_(layer.weight, gain=1.0)
+            nn.init.zeros_(layer.bias)
+
+
 def build_model(config: Config) -> VAE:
     """The model of ``config.model`` (``vae``, ``affine-tvae``, ``tps-tvae``,
-    ``affine-dtvae``, ``tps-dtvae``), on the CPU, pose heads at the identity warp."""
+    ``affine-dtvae``, ``tps-dtvae``), on the CPU, initialised by :func:`init_weights` under
+    ``config.init``."""
     cls = {"vae": VAE, "affine-tvae": TVAE, "tps-tvae": TVAE,
            "affine-dtvae": DTVAE, "tps-dtvae": DTVAE}[config.model]
-    return cls(config)
+    model = cls(config)
+    init_weights(model, config.init)
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -300,5 +331,5 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["VAE", "TVAE", "DTVAE", "Posterior", "build_model", "count_parameters",
+__all__ = ["VAE", "TVAE", "DTVAE", "Posterior", "build_model", "count_parameters", "init_weights",
            "log_bernoulli", "log_cb_normaliser", "mlp"]

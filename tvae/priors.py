@@ -27,7 +27,9 @@ from .config import PRIORS
 from .warps import Warp, affine_from_pose5
 
 LOGSIGMA_FLOOR = -6.0
-"""Encoder log-sigmas are bounded below, ``relu(a + 6) - 6``, as in the paper."""
+"""Encoder log-sigmas (of ``z`` and of the pose code ``u'``) are bounded below,
+``relu(a + 6) - 6``, as the original code did (its ``relu_shift = 6``; the text's "sigma more
+than 1e-6" is not what ran)."""
 
 INIT_POSE_SCALE = 0.1
 """Initial diagonal of ``W`` for the Gaussian priors: small, so training starts near the identity."""
@@ -61,7 +63,9 @@ class PoseHead(nn.Module):
 
 
 class FlatPose(PoseHead):
-    """Point-mass pose: ``u = base + tanh(A h + c)``, zero-initialised so it starts at ``base``.
+    """Point-mass pose: ``u = base + tanh(A h + c)``. Zero-initialised here, so it starts at
+    ``base``; under ``Config.init='glorot'`` (the default, the original's) :func:`tvae.models.init_weights`
+    then gives ``A`` Glorot weights, so it starts near ``base`` (within the tanh's bound).
 
     ``base`` is the identity; ``start='double'`` (TPS only) adds the grid twice, as the
     original Lasagne code did, so the initial warp is a 2x zoom-out.

@@ -26,7 +26,7 @@ from .models import VAE, build_model
 FORMAT_VERSION = 1
 """Checkpoint format version; checkpoints of another version are refused."""
 
-MODEL_VERSION = 1
+MODEL_VERSION = 2  # issue 10: Glorot init, Lasagne warp sampling, doubled TPS-TVAE start
 """Version of what training produces (model code, initialisation, training loop). Bump it
 whenever a change to them alters trained weights: it is part of the model cache's entry names,
 so stale cached models are never reused."""

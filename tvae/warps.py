@@ -1,14 +1,27 @@
 """Spatial transformer warps: affine and thin-plate spline (TPS).
 
-Conventions (PyTorch's, also Lasagne's): images are ``(B, C, H, W)`` tensors and coordinates
-are normalised to ``[-1, 1]`` with ``align_corners=False``. A warp is a map ``g -> f(g)`` from
-*output* pixel coordinates to *input* sampling coordinates: output pixel ``g`` takes the
-(bilinearly interpolated) input value at ``f(g)``. The identity parameters therefore return
-the input unchanged. Points are ``(x, y)`` pairs, ``x`` horizontal (column) and ``y``
-vertical (row), both pointing to larger indices.
+Conventions, stated once here and used by every warp of the package (the models, the figures,
+the explorer's numpy and JavaScript ports). Images are ``(B, C, H, W)`` tensors. A warp is a
+map ``g -> f(g)`` from *output* pixel coordinates to *input* sampling coordinates: output pixel
+``g`` takes the bilinearly interpolated input value at ``f(g)``, so the identity parameters
+return the input unchanged. Points are ``(x, y)`` pairs, ``x`` horizontal (column) and ``y``
+vertical (row), both pointing to larger indices, in normalised coordinates where the image
+spans ``[-1, 1]`` in each direction. Two *sampling conventions* say where the pixels sit in
+that square and what lies outside it (:data:`SAMPLINGS`, ``Config.sampling``):
 
-Every function is batched, differentiable in its parameters and its image, and keeps the
-device and dtype of its inputs.
+- ``"lasagne"`` (the default; the original code's Lasagne ``TransformerLayer`` and
+  ``TPSTransformerLayer``): ``-1`` and ``1`` are the *centres* of the first and last pixels,
+  pixel ``i`` of ``n`` sits at ``-1 + 2 i / (n - 1)`` (PyTorch's ``align_corners=True``), and a
+  point outside the image reads the nearest border pixel (``padding_mode="border"``; Lasagne
+  clamps too: its early versions clip the coordinates to ``[-1, 1]``, later ones clip the four
+  neighbours' indices, ``border_mode="nearest"`` by default; both give these values);
+- ``"torch"`` (this package's convention before issue 10; PyTorch's ``grid_sample``
+  defaults): ``-1`` and ``1`` are the outer *edges* of those pixels, pixel ``i`` sits at
+  ``(2 i + 1) / n - 1`` (``align_corners=False``), and a point outside reads 0
+  (``padding_mode="zeros"``).
+
+Both sample bilinearly. Every function is batched, differentiable in its parameters and its
+image, and keeps the device and dtype of its inputs.
 """
 
 from __future__ import annotations
@@ -19,8 +32,46 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+SAMPLINGS = {"lasagne": (True, "border"), "torch": (False, "zeros")}
+"""Sampling convention -> ``(align_corners, padding_mode)`` of ``F.grid_sample`` (see the
+module docstring). Its keys are ``tvae.config.SAMPLINGS``."""
+
+DEFAULT_SAMPLING = "lasagne"
+"""The original code's convention, the default of ``Config.sampling`` and of every function
+here."""
+
 IDENTITY_AFFINE = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 """The 6 numbers of the identity 2x3 matrix, row-major."""
+
+
+def _mode(sampling: str) -> tuple[bool, str]:
+    try:
+        return SAMPLINGS[sampling]
+    except KeyError:
+        raise ValueError(f"unknown sampling {sampling!r}; use one of {', '.join(SAMPLINGS)}") from None
+
+
+def pixel_coords(h: int, w: int, sampling: str = DEFAULT_SAMPLING, *, device=None,
+                 dtype=torch.float32) -> Tensor:
+    """Normalised ``(x, y)`` coordinates of the pixel centres of an ``h x w`` image under
+    ``sampling``, ``(h*w, 2)``, row-major (``x`` varies fastest)."""
+    align, _ = _mode(sampling)
+    if align:
+        ys = torch.linspace(-1.0, 1.0, h, device=device, dtype=dtype)
+        xs = torch.linspace(-1.0, 1.0, w, device=device, dtype=dtype)
+    else:
+        ys = (torch.arange(h, device=device, dtype=dtype) * 2 + 1) / h - 1
+        xs = (torch.arange(w, device=device, dtype=dtype) * 2 + 1) / w - 1
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([xx.reshape(-1), yy.reshape(-1)], -1)
+
+
+def grid_sample(img: Tensor, grid: Tensor, sampling: str = DEFAULT_SAMPLING) -> Tensor:
+    """Bilinear sampling of ``img`` ``(B, C, H, W)`` at ``grid`` ``(B, H', W', 2)`` under
+    ``sampling``: the one call to ``F.grid_sample`` of the package."""
+    align, padding = _mode(sampling)
+    return F.grid_sample(img, grid.to(img.dtype), mode="bilinear", padding_mode=padding,
+                         align_corners=align)
 
 
 # --------------------------------------------------------------------------- affine ----
@@ -63,18 +114,29 @@ def invert_affine(theta: Tensor) -> Tensor:
     return torch.cat([a_inv, -a_inv @ t], dim=-1)
 
 
-def compose_affine(outer: Tensor, inner: Tensor) -> Tensor:
-    """Matrix of ``g -> outer(inner(g))`` for ``(B, 2, 3)`` maps."""
-    a1, t1 = outer[:, :, :2], outer[:, :, 2:]
-    a2, t2 = inner[:, :, :2], inner[:, :, 2:]
-    return torch.cat([a1 @ a2, a1 @ t2 + t1], dim=-1)
+@functools.lru_cache(maxsize=32)
+def _homogeneous_cached(h: int, w: int, sampling: str, device: str, dtype: torch.dtype) -> Tensor:
+    """``(h*w, 3)`` rows ``(x, y, 1)`` of the pixel centres (fixed for a convention and a size)."""
+    g = pixel_coords(h, w, sampling, dtype=torch.float64)
+    return torch.cat([g, torch.ones(h * w, 1, dtype=torch.float64)], 1).to(
+        device=device, dtype=dtype).contiguous()
 
 
-def affine_warp(img: Tensor, theta: Tensor, padding_mode: str = "zeros") -> Tensor:
+def affine_grid(theta: Tensor, h: int, w: int, sampling: str = DEFAULT_SAMPLING) -> Tensor:
+    """Sampling grid ``(B, h, w, 2)`` of affine maps ``theta`` ``(B, 2, 3)``: ``theta (x, y, 1)``
+    at every pixel centre, as one ``(2B, 3) @ (3, h*w)`` product with the fixed homogeneous
+    coordinates (like :func:`tps_grid`); equals ``F.affine_grid(theta, (B, C, h, w),
+    align_corners)`` of the convention."""
+    b = theta.shape[0]
+    hom = _homogeneous_cached(h, w, sampling, str(theta.device), theta.dtype)    # (HW, 3)
+    out = theta.reshape(b * 2, 3) @ hom.T                                        # (2B, HW)
+    return out.reshape(b, 2, h, w).permute(0, 2, 3, 1)
+
+
+def affine_warp(img: Tensor, theta: Tensor, sampling: str = DEFAULT_SAMPLING) -> Tensor:
     """Warp ``img`` ``(B, C, H, W)`` by affine maps ``theta`` ``(B, 2, 3)`` (output -> input)."""
-    grid = F.affine_grid(theta.to(img.dtype), list(img.shape), align_corners=False)
-    return F.grid_sample(img, grid, mode="bilinear", padding_mode=padding_mode,
-                         align_corners=False)
+    grid = affine_grid(theta.to(img.dtype), img.shape[-2], img.shape[-1], sampling)
+    return grid_sample(img, grid, sampling)
 
 
 # ------------------------------------------------------------------------------ TPS ----
@@ -93,66 +155,76 @@ def _tps_radial(d2: Tensor) -> Tensor:
     return d2 * torch.log(d2.clamp_min(1e-20))
 
 
-def pixel_coords(h: int, w: int, *, device=None, dtype=torch.float32) -> Tensor:
-    """Centres of an ``h x w`` image in normalised coordinates (align_corners=False), ``(h*w, 2)``."""
-    ys = (torch.arange(h, device=device, dtype=dtype) * 2 + 1) / h - 1
-    xs = (torch.arange(w, device=device, dtype=dtype) * 2 + 1) / w - 1
-    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([xx.reshape(-1), yy.reshape(-1)], -1)
+def tps_features(at: Tensor, src: Tensor) -> Tensor:
+    """Rows ``(U(|q - src_1|^2), ..., U(|q - src_K|^2), 1, x, y)`` for the locations
+    ``q = (x, y)`` of ``at`` ``(..., N, 2)`` and control points ``src`` ``(..., K, 2)``:
+    ``(..., N, K + 3)``. A TPS through ``src`` evaluated at ``at`` is ``features @ coef``."""
+    ones = at.new_ones(*at.shape[:-1], 1)
+    return torch.cat([_tps_radial(torch.cdist(at, src).pow(2)), ones, at], -1)
+
+
+def tps_system(src: Tensor, reg: float = 0.0) -> Tensor:
+    """The TPS interpolation matrix ``L = [[U + reg I, P], [P^T, 0]]`` of control points ``src``
+    ``(..., K, 2)``: ``(..., K + 3, K + 3)``, with ``U_ij = U(|src_i - src_j|^2)`` and rows
+    ``P_i = (1, x_i, y_i)``. The TPS mapping ``src`` onto ``dst`` has coefficients
+    ``L^-1 [dst; 0]`` (Bookstein 1989): kernel weights ``w`` with ``sum w = 0`` and
+    ``sum w src = 0``, then the affine part. ``reg > 0`` is a smoothing TPS (no longer exact
+    at ``src``) that stays solvable when points coincide. The one place the system is written."""
+    k = src.shape[-2]
+    kmat = _tps_radial(torch.cdist(src, src).pow(2))
+    if reg:
+        kmat = kmat + reg * torch.eye(k, device=src.device, dtype=src.dtype)
+    pmat = torch.cat([src.new_ones(*src.shape[:-1], 1), src], -1)               # (..., K, 3)
+    top = torch.cat([kmat, pmat], -1)
+    bottom = torch.cat([pmat.transpose(-1, -2), src.new_zeros(*src.shape[:-2], 3, 3)], -1)
+    return torch.cat([top, bottom], -2)
+
+
+def tps_coefficients(src: Tensor, dst: Tensor, reg: float = 0.0) -> Tensor:
+    """Coefficients ``(..., K + 3, 2)`` of the TPS mapping ``src`` ``(..., K, 2)`` onto ``dst``
+    ``(..., K, 2)`` (batch dimensions broadcast): ``L^-1 [dst; 0]`` of :func:`tps_system`."""
+    rhs = torch.cat([dst, dst.new_zeros(*dst.shape[:-2], 3, 2)], -2)
+    return torch.linalg.solve(tps_system(src, reg), rhs)
 
 
 @functools.lru_cache(maxsize=32)
-def _tps_basis_cached(s: int, h: int, w: int, device: str, dtype: torch.dtype) -> Tensor:
+def _tps_basis_cached(s: int, h: int, w: int, sampling: str, device: str, dtype: torch.dtype) -> Tensor:
     """``(h*w, s*s)`` matrix ``B`` such that the TPS through targets ``P`` evaluated at every
     pixel is ``B @ P``. Solved once per grid (the TPS system depends only on the control grid)."""
-    c = control_grid(s, dtype=torch.float64)                       # (K, 2)
-    k = c.shape[0]
-    # System [[K, P], [P^T, 0]] [w; a] = [targets; 0]
-    kmat = _tps_radial(torch.cdist(c, c).pow(2))                   # (K, K)
-    pmat = torch.cat([torch.ones(k, 1, dtype=torch.float64), c], 1)  # (K, 3)
-    top = torch.cat([kmat, pmat], 1)
-    bottom = torch.cat([pmat.T, torch.zeros(3, 3, dtype=torch.float64)], 1)
-    system = torch.cat([top, bottom], 0)                           # (K+3, K+3)
-    inv = torch.linalg.inv(system)[:, :k]                          # maps targets -> (w; a)
-    g = pixel_coords(h, w, dtype=torch.float64)                    # (HW, 2)
-    feats = torch.cat([_tps_radial(torch.cdist(g, c).pow(2)),
-                       torch.ones(g.shape[0], 1, dtype=torch.float64), g], 1)  # (HW, K+3)
-    return (feats @ inv).to(device=device, dtype=dtype).contiguous()
+    c = control_grid(s, dtype=torch.float64)                                     # (K, 2)
+    inv = torch.linalg.inv(tps_system(c))[:, : s * s]                            # targets -> coef
+    g = pixel_coords(h, w, sampling, dtype=torch.float64)                        # (HW, 2)
+    return (tps_features(g, c) @ inv).to(device=device, dtype=dtype).contiguous()
 
 
-def tps_basis(s: int, h: int, w: int, *, device=None, dtype=torch.float32) -> Tensor:
-    """Cached ``(h*w, s*s)`` interpolation matrix of the TPS on the ``s x s`` control grid."""
+def tps_basis(s: int, h: int, w: int, sampling: str = DEFAULT_SAMPLING, *, device=None,
+              dtype=torch.float32) -> Tensor:
+    """Cached ``(h*w, s*s)`` interpolation matrix of the TPS on the ``s x s`` control grid,
+    at the pixel centres of ``sampling``."""
+    _mode(sampling)
     device = torch.device(device) if device is not None else torch.device("cpu")
-    return _tps_basis_cached(s, h, w, str(device), dtype)
+    return _tps_basis_cached(s, h, w, sampling, str(device), dtype)
 
 
 def tps_eval(points: Tensor, at: Tensor, s: int | None = None) -> Tensor:
     """Evaluate the TPS that maps the control grid onto ``points`` at arbitrary locations.
 
     ``points``: ``(B, s*s, 2)`` images of the control points; ``at``: ``(N, 2)`` locations.
-    Returns ``(B, N, 2)``. Independent of the cached pixel basis (used to test it).
+    Returns ``(B, N, 2)``. A per-call solve, independent of the cached pixel basis.
     """
     k = points.shape[1]
     s = s or int(round(k ** 0.5))
     c = control_grid(s, device=points.device, dtype=points.dtype)
-    kmat = _tps_radial(torch.cdist(c, c).pow(2))
-    pmat = torch.cat([torch.ones(k, 1, device=c.device, dtype=c.dtype), c], 1)
-    system = torch.cat([torch.cat([kmat, pmat], 1),
-                        torch.cat([pmat.T, torch.zeros(3, 3, device=c.device, dtype=c.dtype)], 1)])
-    rhs = torch.cat([points, points.new_zeros(points.shape[0], 3, 2)], 1)
-    coef = torch.linalg.solve(system, rhs)                        # (B, K+3, 2)
-    feats = torch.cat([_tps_radial(torch.cdist(at, c).pow(2)),
-                       torch.ones(at.shape[0], 1, device=at.device, dtype=at.dtype), at], 1)
-    return feats @ coef
+    return tps_features(at.to(points.dtype), c) @ tps_coefficients(c, points)
 
 
-def tps_grid(points: Tensor, h: int, w: int) -> Tensor:
+def tps_grid(points: Tensor, h: int, w: int, sampling: str = DEFAULT_SAMPLING) -> Tensor:
     """Sampling grid ``(B, h, w, 2)`` of the TPS mapping the control grid onto ``points`` ``(B, K, 2)``."""
     k = points.shape[1]
     s = int(round(k ** 0.5))
     if s * s != k:
         raise ValueError(f"TPS needs a square number of control points, got {k}")
-    basis = tps_basis(s, h, w, device=points.device, dtype=points.dtype)   # (HW, K)
+    basis = tps_basis(s, h, w, sampling, device=points.device, dtype=points.dtype)   # (HW, K)
     b = points.shape[0]
     # One (2B, K) @ (K, HW) product: torch.matmul(basis, points) broadcasts into B batched
     # (HW, K) @ (K, 2) GEMMs, which are very thin and slow on the CPU (forward and backward).
@@ -160,14 +232,13 @@ def tps_grid(points: Tensor, h: int, w: int) -> Tensor:
     return out.reshape(b, 2, h, w).permute(0, 2, 3, 1)
 
 
-def tps_warp(img: Tensor, points: Tensor, padding_mode: str = "zeros") -> Tensor:
+def tps_warp(img: Tensor, points: Tensor, sampling: str = DEFAULT_SAMPLING) -> Tensor:
     """Warp ``img`` ``(B, C, H, W)`` by the TPS whose control grid maps onto ``points`` ``(B, K, 2)``.
 
     ``points`` equal to :func:`control_grid` is the identity.
     """
-    grid = tps_grid(points.to(img.dtype), img.shape[-2], img.shape[-1])
-    return F.grid_sample(img, grid, mode="bilinear", padding_mode=padding_mode,
-                         align_corners=False)
+    grid = tps_grid(points.to(img.dtype), img.shape[-2], img.shape[-1], sampling)
+    return grid_sample(img, grid, sampling)
 
 
 TPS_INVERSE_REG = 1e-3
@@ -177,34 +248,25 @@ move by up to 1, the grid spacing), which makes the exact system singular. The r
 (smoothing) TPS stays solvable; for mild warps it moves the inverse grid by ~1e-4."""
 
 
-def tps_grid_between(src: Tensor, dst: Tensor, h: int, w: int, reg: float = 0.0) -> Tensor:
+def tps_grid_between(src: Tensor, dst: Tensor, h: int, w: int, reg: float = 0.0,
+                     sampling: str = DEFAULT_SAMPLING) -> Tensor:
     """Sampling grid ``(B, h, w, 2)`` of the TPS that maps ``src`` points onto ``dst`` points.
 
     ``src``, ``dst``: ``(B, K, 2)``. Unlike :func:`tps_grid` the source points may differ per
     sample (a batched ``(K+3)``-square solve), which gives the approximate inverse of a TPS:
     the inverse of ``grid -> p`` is approximated by the TPS ``p -> grid``. ``reg > 0`` adds
-    ``reg * I`` to the kernel block (a smoothing TPS, no longer exact at ``src``), which keeps
-    the system solvable when source points coincide.
+    ``reg * I`` to the kernel block (see :func:`tps_system`).
     """
-    b, k, _ = src.shape
-    ones = src.new_ones(b, k, 1)
-    kmat = _tps_radial(torch.cdist(src, src).pow(2))                      # (B, K, K)
-    if reg:
-        kmat = kmat + reg * torch.eye(k, device=src.device, dtype=src.dtype)
-    pmat = torch.cat([ones, src], -1)                                    # (B, K, 3)
-    top = torch.cat([kmat, pmat], -1)
-    bottom = torch.cat([pmat.transpose(1, 2), src.new_zeros(b, 3, 3)], -1)
-    system = torch.cat([top, bottom], 1)                                 # (B, K+3, K+3)
-    rhs = torch.cat([dst, dst.new_zeros(b, 3, 2)], 1)
-    coef = torch.linalg.solve(system, rhs)                               # (B, K+3, 2)
-    g = pixel_coords(h, w, device=src.device, dtype=src.dtype).expand(b, -1, -1)
-    feats = torch.cat([_tps_radial(torch.cdist(g, src).pow(2)), g.new_ones(b, h * w, 1), g], -1)
-    return (feats @ coef).reshape(b, h, w, 2)
+    b = src.shape[0]
+    coef = tps_coefficients(src, dst, reg)                                       # (B, K+3, 2)
+    g = pixel_coords(h, w, sampling, device=src.device, dtype=src.dtype).expand(b, -1, -1)
+    return (tps_features(g, src) @ coef).reshape(b, h, w, 2)
 
 
 # ----------------------------------------------------------------------- warp kinds ----
 class Warp:
-    """A warp family: its parameter size, identity parameters, forward and inverse application.
+    """A warp family: its parameter size, identity parameters, forward and inverse application,
+    under one sampling convention (``sampling``, see the module docstring).
 
     Parameters ``u`` are flat ``(B, dim)`` tensors: the 6 row-major numbers of the affine
     matrix, or the ``s*s`` control-point images ``(x, y)`` interleaved for the TPS.
@@ -213,6 +275,7 @@ class Warp:
 
     name: str
     dim: int
+    sampling: str = DEFAULT_SAMPLING
 
     def identity(self, device=None, dtype=torch.float32) -> Tensor:
         raise NotImplementedError
@@ -227,40 +290,45 @@ class Warp:
 class AffineWarp(Warp):
     name, dim = "affine", 6
 
+    def __init__(self, sampling: str = DEFAULT_SAMPLING):
+        _mode(sampling)
+        self.sampling = sampling
+
     def identity(self, device=None, dtype=torch.float32) -> Tensor:
         return torch.tensor(IDENTITY_AFFINE, device=device, dtype=dtype)
 
     def apply(self, img: Tensor, u: Tensor) -> Tensor:
-        return affine_warp(img, affine_matrix(u))
+        return affine_warp(img, affine_matrix(u), self.sampling)
 
     def apply_inverse(self, img: Tensor, u: Tensor) -> Tensor:
-        return affine_warp(img, invert_affine(affine_matrix(u)))
+        return affine_warp(img, invert_affine(affine_matrix(u)), self.sampling)
 
 
 class TPSWarp(Warp):
     name = "tps"
 
-    def __init__(self, s: int = 3):
-        self.s, self.dim = s, 2 * s * s
+    def __init__(self, s: int = 3, sampling: str = DEFAULT_SAMPLING):
+        _mode(sampling)
+        self.s, self.dim, self.sampling = s, 2 * s * s, sampling
 
     def identity(self, device=None, dtype=torch.float32) -> Tensor:
         return control_grid(self.s, device=device, dtype=dtype).reshape(-1)
 
     def apply(self, img: Tensor, u: Tensor) -> Tensor:
-        return tps_warp(img, u.reshape(u.shape[0], -1, 2))
+        return tps_warp(img, u.reshape(u.shape[0], -1, 2), self.sampling)
 
     def apply_inverse(self, img: Tensor, u: Tensor) -> Tensor:
         pts = u.reshape(u.shape[0], -1, 2).to(img.dtype)
         c = control_grid(self.s, device=img.device, dtype=img.dtype).expand_as(pts)
-        grid = tps_grid_between(pts, c, img.shape[-2], img.shape[-1], reg=TPS_INVERSE_REG)
-        return F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros",
-                             align_corners=False)
+        grid = tps_grid_between(pts, c, img.shape[-2], img.shape[-1], reg=TPS_INVERSE_REG,
+                                sampling=self.sampling)
+        return grid_sample(img, grid, self.sampling)
 
 
-def make_warp(kind: str, grid: int = 3) -> Warp:
-    """``'affine'`` or ``'tps'`` (on a ``grid x grid`` control grid)."""
+def make_warp(kind: str, grid: int = 3, sampling: str = DEFAULT_SAMPLING) -> Warp:
+    """``'affine'`` or ``'tps'`` (on a ``grid x grid`` control grid), sampling under ``sampling``."""
     if kind == "affine":
-        return AffineWarp()
+        return AffineWarp(sampling)
     if kind == "tps":
-        return TPSWarp(grid)
+        return TPSWarp(grid, sampling)
     raise ValueError(f"unknown warp kind {kind!r}; use 'affine' or 'tps'")

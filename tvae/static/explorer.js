@@ -11,7 +11,9 @@
  *
  * The decoder mirrors tvae.explorer.numpy_decode (and PyTorch's model.decode):
  *   y' = sigmoid(W3 relu(W2 relu(W1 z + b1) + b2) + b3)             (784 grey levels)
- *   x' = grid_sample(y', grid(u))  bilinear, zero padding, align_corners=False
+ *   x' = grid_sample(y', grid(u))  bilinear, under the model's sampling convention
+ * (tvae.warps: "lasagne" = align_corners=True and border padding, the default; "torch" =
+ * align_corners=False and zero padding; format-1 files, which name none, are "torch"),
  * with grid(u) = the affine map u (TVAE) or u^-1 (DTVAE) applied to the pixel centres, the TPS
  * basis B @ P (TPS-TVAE) or the TPS through the points P onto the control grid (TPS-DTVAE,
  * a (K+3) linear solve per draw).
@@ -62,6 +64,7 @@
   function prepare(raw) {
     var m = {
       name: raw.name, label: raw.label, kind: raw.kind, warp: raw.warp, inverse: raw.inverse,
+      aligned: (raw.sampling || "torch") === "lasagne",
       zdim: raw.zdim, pose: raw.pose, layers: [], grid: raw.grid || 0, check: raw.check,
       control: raw.control || null, reg: raw.tps_inverse_reg || 0, basis: raw.tps_basis ? floats(raw.tps_basis, "float32") : null,
       digits: raw.digits, digitImages: b64bytes(raw.digits.images)
@@ -154,15 +157,18 @@
     return B;
   }
 
+  // Normalised coordinate of the centre of pixel i of n (tvae.warps.pixel_coords).
+  function centre(m, i, n) { return m.aligned ? -1 + 2 * i / (n - 1) : (2 * i + 1) / n - 1; }
+
   // Where each output pixel samples y': m.g = [x0, y0, x1, y1, ...] in normalised coordinates.
   function samplingGrid(m, u) {
     var g = m.g, p, i, j;
     if (m.warp === "affine") {
       var t = m.inverse ? invertAffine(u) : u;
       for (i = 0; i < H; i++) {
-        var gy = (2 * i + 1) / H - 1;
+        var gy = centre(m, i, H);
         for (j = 0; j < W; j++) {
-          var gx = (2 * j + 1) / W - 1;
+          var gx = centre(m, j, W);
           p = i * W + j;
           g[2 * p] = t[0] * gx + t[1] * gy + t[2];
           g[2 * p + 1] = t[3] * gx + t[4] * gy + t[5];
@@ -193,9 +199,9 @@
     }
     var C = solve(A, R, n, 2);
     for (i = 0; i < H; i++) {
-      var y0 = (2 * i + 1) / H - 1;
+      var y0 = centre(m, i, H);
       for (j = 0; j < W; j++) {
-        var x0 = (2 * j + 1) / W - 1, ox = C[2 * K] + C[2 * (K + 1)] * x0 + C[2 * (K + 2)] * y0;
+        var x0 = centre(m, j, W), ox = C[2 * K] + C[2 * (K + 1)] * x0 + C[2 * (K + 2)] * y0;
         var oy = C[2 * K + 1] + C[2 * (K + 1) + 1] * x0 + C[2 * (K + 2) + 1] * y0;
         for (k = 0; k < K; k++) {
           var ex = x0 - u[2 * k], ey = y0 - u[2 * k + 1], r = radial(ex * ex + ey * ey);
@@ -208,10 +214,18 @@
     return g;
   }
 
-  // F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False).
-  function gridSample(img, g, out) {
+  // tvae.warps.grid_sample: F.grid_sample(img, grid, mode="bilinear") with align_corners=True
+  // and border padding (m.aligned: the coordinate is clamped into the image) or with
+  // align_corners=False and zero padding (corners outside the image contribute 0).
+  function gridSample(m, img, g, out) {
     for (var p = 0; p < D; p++) {
-      var ix = ((g[2 * p] + 1) * W - 1) / 2, iy = ((g[2 * p + 1] + 1) * H - 1) / 2;
+      var ix, iy;
+      if (m.aligned) {
+        ix = Math.min(Math.max((g[2 * p] + 1) / 2 * (W - 1), 0), W - 1);
+        iy = Math.min(Math.max((g[2 * p + 1] + 1) / 2 * (H - 1), 0), H - 1);
+      } else {
+        ix = ((g[2 * p] + 1) * W - 1) / 2; iy = ((g[2 * p + 1] + 1) * H - 1) / 2;
+      }
       var x0 = Math.floor(ix), y0 = Math.floor(iy), wx1 = ix - x0, wy1 = iy - y0;
       var wx0 = 1 - wx1, wy0 = 1 - wy1, v = 0;
       var inx0 = x0 >= 0 && x0 < W, inx1 = x0 + 1 >= 0 && x0 + 1 < W;
@@ -232,7 +246,7 @@
   function decodeModel(m, z, u) {
     var y = decodeUpright(m, z);
     if (!m.warp) { return {y: y, x: y}; }
-    return {y: y, x: gridSample(y, samplingGrid(m, u), m.x)};
+    return {y: y, x: gridSample(m, y, samplingGrid(m, u), m.x)};
   }
 
   // ------------------------------------------------------------------ pose ----
@@ -242,9 +256,9 @@
     if (P.kind === "none") { return []; }
     if (P.kind === "affine") {
       var a = values[0] * Math.PI / 180, c = Math.cos(a), s = Math.sin(a);
-      var sx = Math.exp(values[1]), sy = Math.exp(values[2]), sh = values[3];
+      var sx = Math.exp(values[1]), sy = Math.exp(values[2]), sh = values[3], px = P.px || PX;
       // M = R(a) [[sx, sx*sh], [0, sy]], R(a) = [[c, s], [-s, c]]
-      var v = [c * sx, c * sx * sh + s * sy, values[4] / PX, -s * sx, -s * sx * sh + c * sy, values[5] / PX];
+      var v = [c * sx, c * sx * sh + s * sy, values[4] / px, -s * sx, -s * sx * sh + c * sy, values[5] / px];
       return m.inverse ? v : invertAffine(v);
     }
     var u = P.u_mean.slice();

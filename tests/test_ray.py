@@ -223,6 +223,29 @@ def test_a_task_no_node_can_hold_is_refused_naming_the_resource(cluster, smoke, 
     assert list(tmp_path.iterdir()) == [] and attempts(cluster, cfg) == 0
 
 
+def test_store_checkpoint_takes_only_the_complete_checkpoint_of_its_entry(smoke, tmp_path):
+    """The driver's side, without Ray: a complete checkpoint of the config and data is stored
+    (then 'cached'); one of another epoch count, data or format, or incomplete, is refused and
+    nothing is written."""
+    from tvae.cache import store_checkpoint
+    from tvae.errors import CheckpointError
+
+    cfg = smoke.config("vae", 2, seed=13)
+    src = local_entry(smoke, cfg, tmp_path / "local")
+    state = torch.load(src, weights_only=False)
+    identity = ex.data_for(smoke, cfg).identity
+    for change in ({"epoch": 1}, {"complete": False}, {"data_identity": "0" * 16}, {"format_version": 99}):
+        with pytest.raises(CheckpointError, match=f"does not match its cache entry .*{next(iter(change))}"):
+            store_checkpoint(cfg, identity, {**state, **change}, tmp_path / "store")
+        assert cache_files(tmp_path / "store") == []
+    with pytest.raises(CheckpointError, match="config differ"):
+        store_checkpoint(cfg.replace(seed=14), identity, state, tmp_path / "store")
+    assert store_checkpoint(cfg, identity, state, tmp_path / "store") == "stored"
+    assert store_checkpoint(cfg, identity, state, tmp_path / "store") == "cached"
+    assert cache_files(tmp_path / "store") == [src.name]
+    assert_same_weights(tmp_path / "store" / src.name, src)
+
+
 def test_unknown_engine_is_one_line():
     r = run_script(["--profile", "smoke", "--engine", "spark"], {})
     assert r.returncode == 2

@@ -218,7 +218,7 @@ def test_a_task_no_node_can_hold_is_refused_naming_the_resource(cluster, smoke, 
     cfg = smoke.config("vae", 2, seed=11)
     with pytest.raises(EngineError, match=r"asks for 4 CPUs \(--threads 4\) but the largest node .* has 2"):
         train_on_ray(smoke, [cfg], root=tmp_path, cpus=4, progress=False, log=lambda s: None)
-    with pytest.raises(EngineError, match=r"asks for 1 GPU but no node of the local Ray has one"):
+    with pytest.raises(EngineError, match=r"asks for 1 GPU but no node of the connected Ray cluster has one"):
         train_on_ray(smoke, [cfg], root=tmp_path, gpus=1, progress=False, log=lambda s: None)
     assert list(tmp_path.iterdir()) == [] and attempts(cluster, cfg) == 0
 

@@ -291,9 +291,10 @@ def train_on_ray(profile, configs: Sequence[Config] | None = None, *, address: s
         say(f"[{P.name}] all {len(configs)} models are in the cache; nothing to train")
         return list(outcomes.values())
 
+    where = ("the connected Ray cluster" if ray.is_initialized() else
+             f"the Ray cluster at {address}" if address else "the local Ray")
     started = _connect(ray, address, num_cpus)
     try:
-        where = f"the Ray cluster at {address}" if address else "the local Ray"
         if gpus is None:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
         check_resources(ray, cpus, gpus, where)

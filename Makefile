@@ -9,6 +9,7 @@
 #
 # Independent chapters run in parallel under `make -j` (e.g. `make -j2 quick`). Optional
 # chapter overrides: SEED=1 EPOCHS=3 DEVICE=cpu DATA_DIR=/path (passed as papermill parameters).
+# ENGINE=ray trains the models as Ray tasks, on $RAY_ADDRESS's cluster or a local Ray (README).
 #
 # How a build works, for PROFILE=p:
 #   1. .venv is created from requirements.txt if missing (and refreshed when it changes).
@@ -29,6 +30,7 @@ SHELL := /bin/bash
 .DELETE_ON_ERROR:
 
 PROFILE ?= paper
+ENGINE ?= local
 
 # ---------------------------------------------------------------- environment ----
 VENV ?= .venv
@@ -101,7 +103,7 @@ $(BUILD)/params: FORCE
 # The profile's models, trained up front by as many workers as make has jobs, else cores (an
 # order-only prerequisite of every chapter: it always runs, never forces a chapter to re-run).
 models: | $(VENV_OK)
-	$(PY) scripts/train_models.py --profile $(PROFILE) $(PARAMS)
+	$(PY) scripts/train_models.py --profile $(PROFILE) --engine $(ENGINE) $(PARAMS)
 
 $(STAGE)/book/%.ipynb: book/%.ipynb $(TVAE_SRC) scripts/run_chapter.py $(BUILD)/params | $(VENV_OK) models
 	$(PY) scripts/run_chapter.py $< $@ --profile $(PROFILE) $(PARAMS) \

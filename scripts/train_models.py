@@ -1,6 +1,7 @@
 """Train every model a profile's chapters use, with several worker processes, into the cache.
 
     python scripts/train_models.py --profile paper [--workers 2] [--threads 1] [-p NAME VALUE ...]
+    python scripts/train_models.py --profile paper --engine ray [--address HOST:PORT] [--gpus 1]
 
 The chapters get their models from the file-locked model cache (``tvae.cache``), so running
 them in parallel is already safe; but a chapter that asks for a model another chapter is
@@ -16,6 +17,13 @@ each worker gets ``TVAE_THREADS = cores // workers`` torch threads (at least 1) 
 machine beats one multi-threaded process (benchmarks/README.md). ``-p`` passes the same
 overrides the chapters take (``epochs``, ``seed``, ``device``, ``data_dir``). One line is
 printed per model; exit status 1 if any worker failed.
+
+``--engine ray`` trains the same models as Ray tasks instead (:mod:`tvae.engines`): on the
+cluster named by ``--address`` / ``$RAY_ADDRESS``, else on a local Ray of ``--workers`` CPUs
+started for the run. ``--threads`` is then the CPUs (and torch threads) of each task, default 1;
+``--gpus`` the GPUs of each task, default 1 when the cluster has GPUs. Exit status 1 if any
+model failed (each is named, with the reason, in one line); bad input (an unknown engine, Ray
+not installed, an unreachable cluster, a task no node can hold) is one line on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -71,11 +79,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads per worker (default: $TVAE_THREADS, else cores // workers)")
     ap.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    ap.add_argument("--engine", default="local",
+                    help="local (worker processes sharing the cache) or ray (tasks on a Ray cluster)")
+    ap.add_argument("--address", default=None,
+                    help="ray engine: the cluster's HOST:PORT (default $RAY_ADDRESS, else a local Ray)")
+    ap.add_argument("--gpus", type=float, default=None,
+                    help="ray engine: GPUs per task (default 1 when the cluster has GPUs, else 0)")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     params = {k: parse_value(v) for k, v in a.param}
     if a.worker is not None:
         return work(a.profile, params, a.worker)
+    from tvae.errors import TVAEError
+
+    try:
+        from tvae.engines import check_engine
+
+        if check_engine(a.engine) == "ray":
+            return ray_engine(a, params)
+    except TVAEError as e:
+        print(f"tvae: error: {e}", file=sys.stderr)
+        return e.exit_code
 
     from tvae.experiments import needed_models
     from tvae.profiles import resolve
@@ -100,6 +124,22 @@ def main(argv: list[str] | None = None) -> int:
     codes = [p.wait() for p in procs]
     print(f"[{a.profile}] models ready in {time.perf_counter() - t0:.0f} s", flush=True)
     return 0 if all(c == 0 for c in codes) else 1
+
+
+def ray_engine(a: argparse.Namespace, params: dict) -> int:
+    """``--engine ray``: the profile's missing models as Ray tasks; 1 if any failed."""
+    from tvae.engines import train_on_ray
+    from tvae.profiles import resolve
+
+    P = resolve(a.profile, **params)
+    t0 = time.perf_counter()
+    outcomes = train_on_ray(P, address=a.address, cpus=max(1, a.threads or 1), gpus=a.gpus,
+                            num_cpus=a.workers or make_jobs(os.environ.get("MAKEFLAGS", "")) or None)
+    failed = [o for o in outcomes if o.state == "failed"]
+    trained = sum(o.state == "trained" for o in outcomes)
+    print(f"[{a.profile}] ray: {trained} trained, {len(outcomes) - trained - len(failed)} cached, "
+          f"{len(failed)} failed, in {time.perf_counter() - t0:.0f} s", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ import torch
 
 import tvae
 import tvae.data
+import tvae.engines
 import tvae.train
-from tvae.errors import CheckpointError, ConfigError, DataError, DeviceError, TVAEError
+from tvae.errors import CheckpointError, ConfigError, DataError, DeviceError, EngineError, TVAEError
 
 REPO = Path(__file__).resolve().parent.parent
 APPENDIX = REPO / "book" / "appendix_errors.md"
@@ -141,10 +142,13 @@ class Case:
     shown: str | None = None      # the command as the appendix shows it (default: argv)
     papermill: bool = False       # run argv with papermill instead of python -m tvae
     needs_no_cuda: bool = False
+    script: bool = False          # run argv with scripts/train_models.py instead of python -m tvae
 
     def command(self) -> str:
         if self.shown:
             return self.shown
+        if self.script:
+            return "python scripts/train_models.py " + shlex.join(self.argv)
         return "python -m tvae " + shlex.join(self.argv)
 
 
@@ -237,6 +241,15 @@ CASES: dict[str, Case] = {
     "no-cuda": Case(
         "CUDA requested, none present", ["train", "--model", "vae", "--zdim", "2", "--device", "cuda"],
         lambda: tvae.train.select_device("cuda"), DeviceError, needs_no_cuda=True),
+    "unknown-engine": Case(
+        "Unknown training engine", ["--profile", "smoke", "--engine", "spark"],
+        lambda: tvae.engines.check_engine("spark"), EngineError, script=True, env={"TVAE_CACHE": "cache"},
+        shown="make models ENGINE=spark   # or: python scripts/train_models.py --engine spark ..."),
+    "ray-unreachable": Case(
+        "Ray cluster unreachable", ["--profile", "smoke", "--engine", "ray"],
+        lambda: tvae.engines.train_on_ray("smoke"), EngineError, script=True,
+        env={"RAY_ADDRESS": "127.0.0.1:9", "TVAE_CACHE": "cache"},
+        shown="RAY_ADDRESS=127.0.0.1:9 make models ENGINE=ray   # nothing listens on port 9"),
 }
 
 
@@ -282,6 +295,8 @@ def run_cli(case: Case, folder: Path) -> CliRun:
     before = snapshot(folder)
     if case.papermill:
         cmd = [sys.executable, "-m", "papermill", *case.argv, "--cwd", str(folder)]
+    elif case.script:
+        cmd = [sys.executable, str(REPO / "scripts" / "train_models.py"), *case.argv]
     else:
         cmd = [sys.executable, "-m", "tvae", *case.argv]
     r = subprocess.run(cmd, cwd=folder, env=subprocess_env(case.env), capture_output=True, text=True,

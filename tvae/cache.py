@@ -5,7 +5,9 @@ identity>-m<MODEL_VERSION>.pt`` checkpoints (a new model version never reuses ol
 A file lock per entry makes concurrent requests (``make -j``, two notebooks) train it once:
 the first process trains while the others wait, then all load.
 A corrupt or truncated entry is reported as a warning and retrained; an interrupted one (a
-checkpoint that is not yet complete) is resumed.
+checkpoint that is not yet complete) is resumed. A checkpoint trained elsewhere (a Ray worker,
+:mod:`tvae.engines`) enters the cache through :func:`store_checkpoint`, under the same lock and
+with the same atomic write as local training.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from filelock import FileLock, Timeout
 from .config import Config
 from .errors import CheckpointError
 from .models import VAE
-from .train import MODEL_VERSION, load_model, read_checkpoint, select_device, train
+from .train import FORMAT_VERSION, MODEL_VERSION, load_model, read_checkpoint, select_device, train
 
 
 def cache_dir(root: str | Path | None = None) -> Path:
@@ -90,6 +92,35 @@ def train_unless_busy(config: Config, data, *, device: str | None = None,
         return "trained"
     finally:
         lock.release()
+
+
+# ---------------------------------------- entries trained elsewhere (tvae.engines, Ray) ----
+def store_checkpoint(config: Config, data_identity: str, state: dict,
+                     root: str | Path | None = None) -> str:
+    """Write ``state``, a checkpoint of ``config`` trained on data ``data_identity`` by another
+    process or machine, into ``config``'s cache entry: under the entry's lock, atomically
+    (:func:`tvae.train.save_checkpoint`, as local training writes it).
+
+    Returns ``'stored'``, or ``'cached'`` when a complete entry appeared meanwhile (left as is).
+    A ``state`` that is not a complete checkpoint of this config, data, format and model version
+    raises :class:`CheckpointError` and writes nothing.
+    """
+    from .train import save_checkpoint  # local training's atomic writer
+
+    path = entry_path(config, data_identity, root)
+    want = {"format_version": FORMAT_VERSION, "model_version": MODEL_VERSION, "complete": True,
+            "config": config.to_dict(), "data_identity": data_identity, "epoch": config.epochs}
+    bad = [k for k, v in want.items() if not isinstance(state, dict) or state.get(k) != v]
+    if bad:
+        raise CheckpointError(f"the checkpoint received for {config.label()} does not match its "
+                              f"cache entry {path.name} ({', '.join(bad)} differ); run the same tvae "
+                              "version on every node")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if _complete(path):
+            return "cached"
+        save_checkpoint(path, state)
+    return "stored"
 
 
 def is_cached(config: Config, data_identity: str, root: str | Path | None = None) -> bool:

@@ -36,3 +36,10 @@ class DeviceError(TVAEError):
 
 class TrainingError(TVAEError):
     """Training hit a non-finite loss; the last good checkpoint is kept."""
+
+
+class EngineError(TVAEError):
+    """A training engine is unknown or not installed, or its cluster is unreachable or lacks the
+    resources a task needs (``scripts/train_models.py --engine``, :mod:`tvae.engines`)."""
+
+    exit_code = 2

@@ -137,11 +137,11 @@ def _match_rate(values: list[float], shown: set[str]) -> float:
 
 
 def _writers(csv_name: str, record: Path) -> list[Path]:
-    """The record's chapters whose code names the CSV file."""
+    """The record's chapters whose text or code names the CSV file (the chapter writing it,
+    and those reading it)."""
     out = []
     for nb in sorted((record / "book").glob("[0-9][0-9]_*.ipynb")):
-        src = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"]
-                      if c["cell_type"] == "code")
+        src = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"])
         if csv_name in src:
             out.append(nb)
     return out
@@ -157,7 +157,7 @@ def test_numbers_shown_come_from_the_csvs(smoke_record):
         rows = list(csv.DictReader(f))
     tests = [float(r["test"]) for r in rows if r.get("test")]
     assert tests, "table1.csv has no test accuracies"
-    missing = [x for x in tests if f"{x:.2f}" not in shown08]
+    missing = [x for x in tests if not any(f"{x:.{d}f}" in shown08 for d in (1, 2, 3))]
     assert not missing, f"test accuracies of table1.csv not shown by chapter 08: {missing}"
 
     checked = 0
@@ -171,7 +171,7 @@ def test_numbers_shown_come_from_the_csvs(smoke_record):
         assert rate > control + 0.2, (f"{path.name}: {rate:.0%} of its values shown by "
                                       f"{[nb.stem for nb in writers]}, {control:.0%} when shifted")
         checked += 1
-    assert checked >= 3, f"only {checked} CSVs are written by a chapter that prints them"
+    assert checked >= 5, f"only {checked} CSVs are written by a chapter that prints them"
 
 
 # -------------------------------------------------------- refusals ----

@@ -379,7 +379,8 @@ def landing_note(meta: dict, stale: str | None, missing: list[str]) -> str:
         f"- machine: {m.get('cpu')} ({m.get('cores')} cores), GPU: {gpu}, device "
         f"{m.get('device')}",
         f"- wall time: build {_fmt_s(w.get('build_s'))}; chapters "
-        f"{_fmt_s(w.get('chapters_s'))}; model training {_fmt_s(w.get('training_s'))}",
+        f"{_fmt_s(w.get('chapters_s'))}; model training (training.csv) "
+        f"{_fmt_s(w.get('training_s'))}",
         "```",
         "",
         NOTE_END,

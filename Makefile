@@ -118,7 +118,7 @@ $(BUILD)/params: FORCE
 
 # The profile's models, trained up front by as many workers as make has jobs, else cores (an
 # order-only prerequisite of every chapter: it always runs, never forces a chapter to re-run).
-models: | $(VENV_OK) $(BUILD)/build-start
+models: | $(VENV_OK)
 	$(PY) scripts/train_models.py --profile $(PROFILE) $(PARAMS)
 
 $(STAGE)/book/%.ipynb: book/%.ipynb $(TVAE_SRC) scripts/run_chapter.py $(BUILD)/params | $(VENV_OK) models
@@ -134,9 +134,12 @@ $(filter %/14_discussion.ipynb,$(EXECUTED)): \
              $(STAGE)/book/10_%,$(EXECUTED))
 
 # When this build started (seconds since the epoch), for the wall time in results/p/RUN.json.
+# Written before the models are trained and before the stage (order-only: it never makes a
+# chapter re-run).
 $(BUILD)/build-start: FORCE
 	@mkdir -p $(@D)
 	@date +%s.%N > $@
+models stage: | $(BUILD)/build-start
 
 # ------------------------------------------------------------ staging & build ----
 # JavaScript the book serves itself, fetched once with npm into _build/ (not committed:
@@ -146,7 +149,7 @@ book-js:
 	scripts/fetch_widget_js.sh $(WIDGETS_JS) || echo "widget JS fetch failed; using the CDN"
 	scripts/fetch_mathjax.sh $(MATHJAX) || echo "MathJax fetch failed; using the CDN"
 
-stage: book-js | $(VENV_OK) $(BUILD)/build-start
+stage: book-js | $(VENV_OK)
 	$(PY) scripts/stage_book.py $(STAGE) --widgets-js $(WIDGETS_JS) --mathjax $(MATHJAX)
 
 # Always rebuilt (Sphinx itself is incremental); needs every chapter executed first.

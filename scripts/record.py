@@ -140,6 +140,13 @@ def git_commit() -> dict:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def machine(device: str | None) -> dict:
     cpu = None
     try:
@@ -158,7 +165,7 @@ def machine(device: str | None) -> dict:
     except Exception:  # no torch, or a broken driver: no GPU to report
         gpu = None
     return {"cpu": cpu or platform.processor() or platform.machine(),
-            "cores": run_chapter.cores(), "gpu": gpu, "device": device or ("cuda" if gpu else "cpu"),
+            "cores": _cores(), "gpu": gpu, "device": device or ("cuda" if gpu else "cpu"),
             "os": platform.platform(), "python": platform.python_version()}
 
 

@@ -9,15 +9,15 @@
 - ``--static-dir DIR`` passes ``static_dir`` (the explorer chapter writes its weights and
   JavaScript there).
 - The notebook must have a cell tagged ``parameters``.
-- Writes ``OUT`` atomically: on failure ``OUT`` is left as it was (so ``make`` re-runs the
-  chapter next time) and the partly executed notebook is kept as ``NAME.failed.ipynb`` in
-  ``--work-dir``.
 - Shows the parameters once: papermill leaves the notebook's defaults cell (tagged
   ``parameters``) and adds the cell it injected (tagged ``injected-parameters``). The executed
   notebook's defaults cell is rewritten to hold the values that produced the page (each
   injected value replaces the default it overrides; a name without a default is appended), and
   the injected cell gets the ``remove-cell`` tag, so the rendered chapter shows one parameters
   cell. See :func:`show_parameters_once`.
+- Writes ``OUT`` atomically: on failure ``OUT`` is left as it was (so ``make`` re-runs the
+  chapter next time) and the partly executed notebook is kept as ``NAME.failed.ipynb`` in
+  ``--work-dir``.
 - Under ``make -jN`` (read from ``$MAKEFLAGS``) exports ``TVAE_THREADS = cores // N`` (at
   least 1) to the kernel unless ``TVAE_THREADS`` is already set, so that parallel chapters do
   not oversubscribe the cores; without ``-j`` it is left unset.
@@ -229,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
             log_output=False,
             report_mode=False,
         )
+        import nbformat
+
+        nb = nbformat.read(tmp, as_version=4)
+        show_parameters_once(nb)
+        nbformat.write(nb, tmp)
     except Exception as exc:  # papermill raises PapermillExecutionError with the traceback
         if tmp.exists():
             tmp.replace(failed)
@@ -236,11 +241,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{args.profile}] {name}: FAILED after {dt:.1f} s; partial notebook: {failed}\n"
               f"{exc}", file=sys.stderr, flush=True)
         return 1
-    import nbformat
-
-    nb = nbformat.read(tmp, as_version=4)
-    show_parameters_once(nb)
-    nbformat.write(nb, tmp)
     os.replace(tmp, out)  # same file system: _build/<profile>/
     failed.unlink(missing_ok=True)
     print(f"[{args.profile}] {name}: done in {time.monotonic() - t0:.1f} s", flush=True)

@@ -428,9 +428,15 @@ def stage_record(record: Path, stage: Path) -> dict:
     if missing:  # chapters newer than the record: left out of the toc (else -W fails)
         import yaml
 
-        toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-        toc["chapters"] = [c for c in toc["chapters"]
-                           if Path(c.get("file", "")).name not in missing]
+        def keep(node):
+            if isinstance(node, list):
+                return [keep(n) for n in node
+                        if not (isinstance(n, dict) and Path(n.get("file", "")).name in missing)]
+            if isinstance(node, dict):
+                return {k: keep(v) for k, v in node.items()}
+            return node
+
+        toc = keep(yaml.safe_load((ROOT / "_toc.yml").read_text()))
         stage_book._write_if_changed(stage / "_toc.yml", yaml.safe_dump(toc, sort_keys=False))
     stale = stale_line(meta, model_version())
     note = landing_note(meta, stale, missing)

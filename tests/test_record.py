@@ -289,3 +289,20 @@ def test_read_book_landing_page_and_explorer(read_book):
     assert after != before, "moving a slider did not redraw the explorer"
     assert not errors, errors
     assert not external, f"requests leaving the machine: {external}"
+
+
+def test_stage_of_a_record_missing_a_chapter(smoke_record, tmp_path):
+    """A chapter added after the record was made: left out of the staged toc (so the build
+    stays -W clean), named in one line and in the landing page's stale note."""
+    import yaml
+
+    partial = tmp_path / "record"
+    shutil.copytree(smoke_record, partial)
+    (partial / "book" / "12_rotated_mnist.ipynb").unlink()
+    done = R.stage_record(partial, tmp_path / "stage")
+    assert done["missing"] == ["12_rotated_mnist"] and done["stale"] is None
+    toc = yaml.safe_load((tmp_path / "stage" / "_toc.yml").read_text())
+    files = [c["file"] for c in toc["chapters"]]
+    assert "book/12_rotated_mnist" not in files and "book/13_explorer" in files
+    index = (tmp_path / "stage" / "book" / "index.md").read_text()
+    assert "This record is stale." in index and "12_rotated_mnist" in index

@@ -7,6 +7,8 @@ finished (the stage beside ``$TVAE_BOOK_HTML``, see conftest.py), into a tempora
   from the record's pages and the CSVs: the pages and the CSVs come from one run;
 - numbers the record's chapters print are found in the CSVs those chapters write, and numbers
   of a shifted copy of the CSVs are not (so the check can fail);
+- both checks also run on every committed record (``record/<name>/`` against the committed
+  ``results/<name>/``: the paper record once it is made);
 - the record refuses a changed CSV, an unfinished build and a size over the limit, writing
   nothing;
 - ``make read`` builds the HTML from a copy of the record marked with an older MODEL_VERSION,
@@ -62,29 +64,50 @@ def _sha(path: Path) -> str:
 
 
 # ------------------------------------------------------------- the run id ----
+COMMITTED = sorted(p.parent for p in (REPO / "record").glob("*/RECORD.json"))
+"""Records committed in the repository (record/paper once the paper run has made it)."""
+
+
+def _records(smoke_record) -> list[tuple[Path, Path]]:
+    """(record, its results folder): the smoke record made here and every committed one."""
+    out = [(smoke_record, RESULTS)]
+    for rec in COMMITTED:
+        name = json.loads((rec / "RECORD.json").read_text())["results_name"]
+        out.append((rec, REPO / "results" / name))
+    return out
+
+
 def test_run_id_ties_pages_to_csvs(smoke_record):
+    for record, results in _records(smoke_record):
+        _check_run_id(record, results)
     meta = json.loads((smoke_record / "RECORD.json").read_text())
-    run = json.loads((RESULTS / "RUN.json").read_text())
-    assert meta["run_id"] == run["run_id"]
-    assert meta["run_id"].startswith(f"{PROFILE}-")
-    # Recomputed here: SHA-256 of "name sha\n" lines over the CSVs, the record's chapters and
-    # its explorer files, sorted by name.
-    files = {f"results/{p.name}": _sha(p) for p in RESULTS.glob("*.csv")}
-    for p in (smoke_record / "book").rglob("*"):
-        if p.is_file() and (p.suffix == ".ipynb" or "explorer_static" in p.parts):
-            files[p.relative_to(smoke_record).as_posix()] = _sha(p)
-    digest = hashlib.sha256("".join(f"{k} {files[k]}\n" for k in sorted(files)).encode())
-    assert meta["run_id"] == f"{PROFILE}-{digest.hexdigest()[:12]}"
-    assert files == meta["run_files"]
-    # What the record says about the run.
     assert meta["profile"] == PROFILE and meta["model_version"] == R.model_version()
     assert meta["seeds"]["seed"] == 0
+
+
+def _check_run_id(record: Path, results: Path) -> None:
+    meta = json.loads((record / "RECORD.json").read_text())
+    run = json.loads((results / "RUN.json").read_text())
+    assert meta["run_id"] == run["run_id"], f"{record}: not the run of {results}"
+    name = meta["results_name"]
+    assert meta["run_id"].startswith(f"{name}-")
+    # Recomputed here: SHA-256 of "name sha\n" lines over the CSVs, the record's chapters and
+    # its explorer files, sorted by name.
+    files = {f"results/{p.name}": _sha(p) for p in results.glob("*.csv")}
+    for p in (record / "book").rglob("*"):
+        if p.is_file() and (p.suffix == ".ipynb" or "explorer_static" in p.parts):
+            files[p.relative_to(record).as_posix()] = _sha(p)
+    digest = hashlib.sha256("".join(f"{k} {files[k]}\n" for k in sorted(files)).encode())
+    assert meta["run_id"] == f"{name}-{digest.hexdigest()[:12]}", f"{record}: files changed"
+    assert files == meta["run_files"]
+    # What the record says about the run.
+    assert isinstance(meta["model_version"], int) and meta["seeds"]
     assert meta["machine"]["cpu"] and meta["machine"]["cores"] >= 1
     assert meta["wall_time"]["chapters_s"] > 0
-    assert set(meta["wall_time"]["per_chapter_s"]) == {Path(c).stem for c in R.chapters()}
+    assert set(meta["wall_time"]["per_chapter_s"]) == set(meta["chapters"])
     assert re.fullmatch(r"[0-9a-f]{40}", meta["commit"] or ""), meta["commit"]
     # Every file the record holds is listed with its checksum, and the size is their sum.
-    held = {p.relative_to(smoke_record).as_posix(): p for p in smoke_record.rglob("*")
+    held = {p.relative_to(record).as_posix(): p for p in record.rglob("*")
             if p.is_file() and p.name != "RECORD.json"}
     assert set(held) == set(meta["record_files"])
     assert all(_sha(p) == meta["record_files"][k] for k, p in held.items())
@@ -150,9 +173,15 @@ def _writers(csv_name: str, record: Path) -> list[Path]:
 def test_numbers_shown_come_from_the_csvs(smoke_record):
     """For Table 1 (chapter 08, table1.csv) every accuracy of the CSV is printed by the chapter,
     and for every CSV a chapter names, a good share of its values are printed; values shifted
-    by 0.37 are (almost) never printed, so a match is not chance."""
-    table1 = RESULTS / "table1.csv"
-    shown08 = _shown_numbers(smoke_record / "book" / "08_table1.ipynb")
+    by 0.37 are (almost) never printed, so a match is not chance. Checked on the smoke record
+    made here and on every committed record."""
+    for record, results in _records(smoke_record):
+        _check_numbers(record, results)
+
+
+def _check_numbers(record: Path, results: Path) -> None:
+    table1 = results / "table1.csv"
+    shown08 = _shown_numbers(record / "book" / "08_table1.ipynb")
     with open(table1, newline="") as f:
         rows = list(csv.DictReader(f))
     tests = [float(r["test"]) for r in rows if r.get("test")]
@@ -161,8 +190,8 @@ def test_numbers_shown_come_from_the_csvs(smoke_record):
     assert not missing, f"test accuracies of table1.csv not shown by chapter 08: {missing}"
 
     checked = 0
-    for path in sorted(RESULTS.glob("*.csv")):
-        writers = _writers(path.name, smoke_record)
+    for path in sorted(results.glob("*.csv")):
+        writers = _writers(path.name, record)
         values = _csv_values(path)
         if not writers or not values:
             continue

@@ -3,7 +3,7 @@
 #   make book     the paper's settings (PROFILE=paper; hours on a CPU)  -> _build/paper/html
 #   make quick    a reader's CPU run (PROFILE=quick)                      -> _build/quick/html
 #   make smoke    seconds per chapter, for tests (PROFILE=smoke)          -> _build/smoke/html
-#   make read     the paper book from its committed record, executing nothing -> _build/read/paper/html
+#   make read     the paper book from record/paper, executing nothing   -> _build/read/paper/html
 #   make record   copy a finished build (make book) into record/<profile>/, to be committed
 #   make models   only train the profile's models into the cache (PROFILE=paper by default)
 #   make test     ruff + smoke book (warnings are errors) + pytest tests/ (incl. browser test)
@@ -89,7 +89,7 @@ smoke:
 	$(MAKE) PROFILE=smoke html
 
 help:
-	@sed -n '2,10p' Makefile
+	@sed -n '2,11p' Makefile
 
 # `make test`: each step must pass; pytest's exit status is kept as is, so "no tests
 # collected" (5) fails the target like any other failure.

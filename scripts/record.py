@@ -271,20 +271,19 @@ def record_plan(profile_name: str, params: list[tuple[str, str]], build: Path,
     results = (results_root or ROOT / "results") / profile.results_name
     stage = build / "stage"
     book = stage / "book"
-    missing = [c for c in chapters() if not (book / c).is_file()]
+    build_cmd = "make book" if profile_name == "paper" else f"make PROFILE={profile_name} html"
+    missing = [Path(c).stem for c in chapters() if not (book / c).is_file()]
     if missing:
-        raise RecordError(f"{book} lacks {', '.join(Path(m).stem for m in missing)}: run "
-                          f"`make PROFILE={profile_name} html` (make book) first")
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise RecordError(f"{book} lacks {shown}: run `{build_cmd}` first")
     run_path = results / RUN_FILE
     if not run_path.is_file():
-        raise RecordError(f"{run_path} is missing: the build did not finish; run "
-                          f"`make PROFILE={profile_name} html` first")
+        raise RecordError(f"{run_path} is missing: the build did not finish; run `{build_cmd}` first")
     run = json.loads(run_path.read_text())
     rid = run_id(profile.results_name, run_files(results, stage))
     if run.get("run_id") != rid:
         raise RecordError(f"{stage} or {results} changed after the build finished (run id "
-                          f"{rid}, RUN.json says {run.get('run_id')}); run "
-                          f"`make PROFILE={profile_name} html` again")
+                          f"{rid}, RUN.json says {run.get('run_id')}); run `{build_cmd}` again")
     plan = [(book / c, f"book/{c}") for c in chapters()]
     static = book / "explorer_static"
     if static.is_dir():

@@ -216,7 +216,7 @@ def test_record_refuses_changed_csv_and_writes_nothing(build, tmp_path):
 
 
 def test_record_refuses_unfinished_build_and_oversize(build, tmp_path):
-    with pytest.raises(R.RecordError, match="lacks .*make book"):
+    with pytest.raises(R.RecordError, match="lacks .*make PROFILE=smoke html"):
         R.make_record(PROFILE, [], tmp_path / "no-build", out=tmp_path / "rec")
     with pytest.raises(R.RecordError, match=r"over the 0 MB limit.*nothing written") as err:
         R.make_record(PROFILE, [], build, out=tmp_path / "rec", max_bytes=1000)

@@ -362,7 +362,7 @@ def landing_note(meta: dict, stale: str | None, missing: list[str]) -> str:
     gpu = m.get("gpu") or "none"
     commit = (meta.get("commit") or "unknown")[:12] + (" (with uncommitted changes)"
                                                       if meta.get("dirty") else "")
-    seed_text = ", ".join(f"{k} = {v}" for k, v in meta.get("seeds", {}).items()) or "not recorded"
+    seed_text = ", ".join(f"{k} {v}" for k, v in sorted(meta.get("seeds", {}).items())) or "not recorded"
     lines = [NOTE_START, ""]
     if stale or missing:
         lines += ["```{warning}", "**This record is stale.**"]

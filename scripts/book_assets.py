@@ -60,6 +60,22 @@ def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
     context["script_files"] = kept
 
 
+def copy_book_static(app) -> None:
+    """Copy ``book/_static`` into the output's ``_static`` now: Sphinx copies its static files
+    only when some page is rebuilt, so a changed stylesheet alone would otherwise not reach the
+    HTML."""
+    if app.builder.format != "html":
+        return
+    static = Path(app.srcdir) / BOOK_STATIC
+    if not static.is_dir():
+        return
+    dest = Path(app.outdir) / "_static"
+    for f in static.iterdir():
+        if f.is_file():
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, dest / f.name)
+
+
 def add_book_static(app, config) -> None:
     static = Path(app.srcdir) / BOOK_STATIC
     if not static.is_dir():  # a test book without it: no missing-path warning under -W
@@ -75,5 +91,6 @@ def setup(app):
     app.add_config_value("book_asset_dirs", ASSET_DIRS, "html")
     app.connect("config-inited", add_book_static)
     app.connect("builder-inited", copy_asset_dirs)
+    app.connect("builder-inited", copy_book_static)
     app.connect("html-page-context", dedupe_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

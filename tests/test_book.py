@@ -182,38 +182,71 @@ FIT_JS = """() => {
     const article = document.querySelector('article.bd-article');
     const cs = getComputedStyle(article);
     const column = article.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    const lines = el => {  // text lines an element's content takes
+        const r = document.createRange();
+        r.selectNodeContents(el);
+        return new Set([...r.getClientRects()].filter(x => x.width > 0)
+                       .map(x => Math.round(x.top))).size;
+    };
     const tables = [...article.querySelectorAll('div.cell_output table')].map(t => {
-        const box = t.parentElement;  // the output block, which scrolls when the table is wider
+        const cell = t.closest('div.cell');
+        const output = t.closest('div.cell_output');
+        let scrolls = false;  // any box between the table and its cell scrolling sideways
+        for (let e = t.parentElement; e && e !== cell; e = e.parentElement) {
+            if (e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible') {
+                scrolls = true;
+            }
+        }
         const label = [...t.querySelectorAll('tbody th')].find(th => th.innerText.trim().length > 8);
-        return {width: t.getBoundingClientRect().width, scroll: box.scrollWidth, box: box.clientWidth,
-                label: label ? label.innerText.trim() : null,
-                labelHeight: label ? label.getBoundingClientRect().height : 0,
-                lineHeight: label ? parseFloat(getComputedStyle(label).lineHeight) : 0};
+        return {width: t.getBoundingClientRect().width, cell: output.getBoundingClientRect().width,
+                right: cell.getBoundingClientRect().right, scrolls,
+                wide: cell.classList.contains('tvae-wide'),
+                label: label ? label.innerText.trim() : null, labelLines: label ? lines(label) : 0};
     });
     const code = [...article.querySelectorAll('div.cell_input pre, div.cell_output pre')]
         .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.innerText.slice(0, 80));
-    return {column, tables, code};
+    return {column, viewport: window.innerWidth, tables, code};
 }"""
 
 
-def test_tables_and_code_fit_the_column(book_html, browser):
-    """Chapter 08 in a 1300-pixel window: every output table (Table 1 side by side with the
-    paper's) is no wider than the content column and does not scroll sideways; a row label such
-    as "Raw MNIST (784)" stays on one line; no code block scrolls sideways."""
+def _fit(browser, page_file: Path, width: int) -> dict:
     p = Page(browser)
     try:
-        p.page.set_viewport_size({"width": 1300, "height": 900})
-        p.open((book_html / "book" / "08_table1.html").as_uri())
-        fit = p.page.evaluate(FIT_JS)
+        p.page.set_viewport_size({"width": width, "height": 900})
+        p.open(page_file.as_uri())
+        return p.page.evaluate(FIT_JS)
     finally:
         p.close()
+
+
+def test_table1_fits_the_content_column(book_html, browser):
+    """Chapter 08 in a 1300-pixel window: every output table (Table 1 side by side with the
+    paper's) is no wider than the content column itself (not widened over the sidebar) and
+    does not scroll sideways; a row label such as "Raw MNIST (784)" stays on one line; no
+    code block scrolls sideways."""
+    fit = _fit(browser, book_html / "book" / "08_table1.html", 1300)
     assert fit["tables"], "chapter 08 shows no output table"
     for t in fit["tables"]:
         assert t["width"] <= fit["column"] + 1, f"table {t['width']:.0f} px > column {fit['column']:.0f} px"
-        assert t["scroll"] <= t["box"] + 1, f"a table scrolls sideways ({t['scroll']} > {t['box']} px)"
+        assert not t["wide"] and not t["scrolls"], t
         if t["label"]:
-            assert t["labelHeight"] < 1.6 * t["lineHeight"], f"row label {t['label']!r} wraps"
+            assert t["labelLines"] == 1, f"row label {t['label']!r} wraps over {t['labelLines']} lines"
     assert not fit["code"], f"code scrolls sideways: {fit['code']}"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_tables_and_code_fit_the_page(book_html, browser, chapter):
+    """Every chapter in a 1300-pixel window: each output table fits its cell (a cell whose table
+    is wider than the column is widened over the right sidebar, never past the window), nothing
+    scrolls sideways, row labels stay on one line."""
+    fit = _fit(browser, book_html / "book" / f"{chapter}.html", 1300)
+    for t in fit["tables"]:
+        assert t["width"] <= t["cell"] + 1, f"{chapter}: table {t['width']:.0f} px > cell {t['cell']:.0f} px"
+        assert t["right"] <= fit["viewport"], f"{chapter}: a widened cell leaves the window"
+        assert not t["scrolls"], f"{chapter}: a table scrolls sideways"
+        if t["label"]:
+            assert t["labelLines"] == 1, f"{chapter}: row label {t['label']!r} wraps"
+    assert not fit["code"], f"{chapter}: code scrolls sideways: {fit['code']}"
 
 
 def test_parameters_shown_once(book_html):

@@ -3,6 +3,8 @@
 #   make book     the paper's settings (PROFILE=paper; hours on a CPU)  -> _build/paper/html
 #   make quick    a reader's CPU run (PROFILE=quick)                      -> _build/quick/html
 #   make smoke    seconds per chapter, for tests (PROFILE=smoke)          -> _build/smoke/html
+#   make read     the paper book from record/paper, executing nothing   -> _build/read/paper/html
+#   make record   copy a finished build (make book) into record/<profile>/, to be committed
 #   make models   only train the profile's models into the cache (PROFILE=paper by default)
 #   make test     ruff + smoke book (warnings are errors) + pytest tests/ (incl. browser test)
 #   make clean    remove _build/ and the smoke/quick results (keeps cache/ and results/paper*/)
@@ -23,6 +25,10 @@
 #      and MathJax, fetched with `npm pack` by scripts/fetch_*.sh; CDN if that fails).
 #   5. `jupyter-book build -W -n --keep-going` builds the stage (execution is off in
 #      _config.yml) and the HTML is copied to _build/p/html (open _build/p/html/index.html).
+#   6. scripts/record.py finish names the run (a hash of results/p/*.csv and the executed
+#      pages) and writes it, with the commit, machine, seeds and wall time (counted from
+#      _build/p/build-start), into results/p/RUN.json. `make record` then copies the build into
+#      record/p/ and `make read` builds the book from such a record (RECORD=record/p).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -62,7 +68,19 @@ TVAE_SRC := $(wildcard tvae/*.py tvae/static/*)
 PARAMS := $(if $(SEED),-p seed $(SEED)) $(if $(EPOCHS),-p epochs $(EPOCHS)) \
           $(if $(DEVICE),-p device $(DEVICE)) $(if $(DATA_DIR),-p data_dir $(DATA_DIR))
 
-.PHONY: book quick smoke html models stage book-js test lint clean help venv FORCE
+.PHONY: book quick smoke html models stage book-js test lint clean help venv record read FORCE
+
+# ------------------------------------------------------------- system tools ----
+# Checked while make reads this file, before any work: a missing tool is installed with apt
+# when make runs as root, else make stops with one line naming the command to run
+# (scripts/require_tools.sh). `make test` needs Chromium and npm; every goal but clean and
+# help needs python3's venv module until .venv exists.
+REQUIRED_TOOLS := $(if $(filter test,$(MAKECMDGOALS)),chromium npm) \
+                  $(if $(filter-out clean help,$(or $(MAKECMDGOALS),book)),venv)
+ifneq ($(strip $(REQUIRED_TOOLS)),)
+MISSING_TOOLS := $(shell TVAE_VENV="$(VENV)" scripts/require_tools.sh "$(or $(MAKECMDGOALS),book)" $(REQUIRED_TOOLS))
+$(if $(MISSING_TOOLS),$(error $(MISSING_TOOLS)))
+endif
 
 # ---------------------------------------------------------------- top targets ----
 book:
@@ -73,7 +91,7 @@ smoke:
 	$(MAKE) PROFILE=smoke html
 
 help:
-	@sed -n '2,10p' Makefile
+	@sed -n '2,11p' Makefile
 
 # `make test`: each step must pass; pytest's exit status is kept as is, so "no tests
 # collected" (5) fails the target like any other failure.
@@ -117,6 +135,14 @@ $(filter %/14_discussion.ipynb,$(EXECUTED)): \
     $(filter $(STAGE)/book/04_% $(STAGE)/book/05_% $(STAGE)/book/06_% $(STAGE)/book/08_% \
              $(STAGE)/book/10_%,$(EXECUTED))
 
+# When this build started (seconds since the epoch), for the wall time in results/p/RUN.json.
+# Written before the models are trained and before the stage (order-only: it never makes a
+# chapter re-run).
+$(BUILD)/build-start: FORCE
+	@mkdir -p $(@D)
+	@date +%s.%N > $@
+models stage: | $(BUILD)/build-start
+
 # ------------------------------------------------------------ staging & build ----
 # JavaScript the book serves itself, fetched once with npm into _build/ (not committed:
 # embed-amd.js alone is 3.6 MB, MathJax 3 MB). A failed fetch is not fatal: stage_book.py then
@@ -133,7 +159,26 @@ html: $(EXECUTED) stage | $(VENV_OK)
 	$(VENV)/bin/jupyter-book build -W -n --keep-going $(STAGE)
 	rm -rf $(HTML)
 	cp -a $(STAGE)/_build/html $(HTML)
+	$(PY) scripts/record.py finish --profile $(PROFILE) $(PARAMS) --build $(BUILD)
 	@echo "Book ($(PROFILE)): $(CURDIR)/$(HTML)/index.html"
+
+# ------------------------------------------------------------ the record ----
+# `make record` (after `make book`): the finished build's pages, explorer files and served
+# JavaScript, with RECORD.json, into record/<profile>/ (at most 25 MB; scripts/record.py).
+record: | $(VENV_OK)
+	$(PY) scripts/record.py make --profile $(PROFILE) $(PARAMS) --build $(BUILD)
+
+# `make read`: the book's HTML from a record (RECORD=record/paper by default), executing and
+# training nothing, offline: stage the record's pages with the current text, config and toc,
+# then build with execution off, warnings as errors.
+RECORD ?= record/paper
+READ_DIR ?= _build/read/$(notdir $(RECORD))
+read: | $(VENV_OK)
+	$(PY) scripts/record.py stage $(RECORD) $(READ_DIR)/stage
+	$(VENV)/bin/jupyter-book build -W -n --keep-going $(READ_DIR)/stage
+	rm -rf $(READ_DIR)/html
+	cp -a $(READ_DIR)/stage/_build/html $(READ_DIR)/html
+	@echo "Book (record $(RECORD)): $(abspath $(READ_DIR))/html/index.html"
 
 # ---------------------------------------------------------------------- clean ----
 clean:

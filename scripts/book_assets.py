@@ -11,6 +11,10 @@ relative to the source directory:
 They are copied when the builder starts, before pages are written, so Sphinx can stamp the
 script URLs with a checksum.
 
+It also serves the book's own stylesheet and script (``book/_static/tvae.css``, ``tvae.js``:
+the page layout that lets wide tables and code fit the content column) on every page, when the
+source tree has them.
+
 It also drops duplicated inline scripts from each page: sphinx-thebe (loaded by Jupyter Book)
 registers its ``const THEBE_JS_URL = ...`` snippet twice, and the second copy raises a
 JavaScript error ("Identifier 'THEBE_JS_URL' has already been declared") on every page.
@@ -22,6 +26,9 @@ import shutil
 from pathlib import Path
 
 ASSET_DIRS = ["book/widgets_js", "book/mathjax", "book/explorer_static"]
+BOOK_STATIC = "book/_static"
+"""The book's own static folder (relative to the source directory), added to Sphinx's."""
+BOOK_CSS, BOOK_JS = "tvae.css", "tvae.js"
 
 
 def copy_asset_dirs(app) -> None:
@@ -53,8 +60,37 @@ def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
     context["script_files"] = kept
 
 
+def copy_book_static(app) -> None:
+    """Copy ``book/_static`` into the output's ``_static`` now: Sphinx copies its static files
+    only when some page is rebuilt, so a changed stylesheet alone would otherwise not reach the
+    HTML."""
+    if app.builder.format != "html":
+        return
+    static = Path(app.srcdir) / BOOK_STATIC
+    if not static.is_dir():
+        return
+    dest = Path(app.outdir) / "_static"
+    for f in static.iterdir():
+        if f.is_file():
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, dest / f.name)
+
+
+def add_book_static(app, config) -> None:
+    static = Path(app.srcdir) / BOOK_STATIC
+    if not static.is_dir():  # a test book without it: no missing-path warning under -W
+        return
+    config.html_static_path = [*config.html_static_path, BOOK_STATIC]
+    if (static / BOOK_CSS).is_file():
+        app.add_css_file(BOOK_CSS)
+    if (static / BOOK_JS).is_file():
+        app.add_js_file(BOOK_JS)
+
+
 def setup(app):
     app.add_config_value("book_asset_dirs", ASSET_DIRS, "html")
+    app.connect("config-inited", add_book_static)
     app.connect("builder-inited", copy_asset_dirs)
+    app.connect("builder-inited", copy_book_static)
     app.connect("html-page-context", dedupe_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

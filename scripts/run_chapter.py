@@ -9,6 +9,12 @@
 - ``--static-dir DIR`` passes ``static_dir`` (the explorer chapter writes its weights and
   JavaScript there).
 - The notebook must have a cell tagged ``parameters``.
+- Shows the parameters once: papermill leaves the notebook's defaults cell (tagged
+  ``parameters``) and adds the cell it injected (tagged ``injected-parameters``). The executed
+  notebook's defaults cell is rewritten to hold the values that produced the page (each
+  injected value replaces the default it overrides; a name without a default is appended), and
+  the injected cell gets the ``remove-cell`` tag, so the rendered chapter shows one parameters
+  cell. See :func:`show_parameters_once`.
 - Writes ``OUT`` atomically: on failure ``OUT`` is left as it was (so ``make`` re-runs the
   chapter next time) and the partly executed notebook is kept as ``NAME.failed.ipynb`` in
   ``--work-dir``.
@@ -74,6 +80,81 @@ def has_parameters_cell(path: Path) -> bool:
 
     nb = nbformat.read(path, as_version=4)
     return any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
+
+
+MERGED_NOTE = "# Parameters of this run (papermill set: {names})"
+"""First line of the merged parameters cell: says which values papermill injected, so a reader
+can tell the run's values from the notebook's defaults."""
+
+
+def _offset(lines: list[str], lineno: int, col: int) -> int:
+    """Character offset in ``"".join(lines)`` of an ast position (1-based line, UTF-8 byte
+    column)."""
+    line = lines[lineno - 1]
+    return sum(len(x) for x in lines[: lineno - 1]) + len(line.encode()[:col].decode())
+
+
+def _assignments(src: str) -> dict[str, ast.expr]:
+    """Top-level ``name = value`` statements of ``src``: name -> value node (last one wins)."""
+    out = {}
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                and isinstance(node.targets[0], ast.Name):
+            out[node.targets[0].id] = node.value
+    return out
+
+
+def merge_parameters(defaults: str, injected: str) -> str:
+    """The defaults cell's source with each value papermill injected in place of its default.
+
+    ``defaults`` and ``injected`` are the sources of the ``parameters`` and
+    ``injected-parameters`` cells. Comments and layout of the defaults are kept; an injected
+    name the defaults do not assign is appended at the end. Raises SyntaxError when either
+    source is not Python.
+    """
+    new_values = {name: ast.get_source_segment(injected, node)
+                  for name, node in _assignments(injected).items()}
+    old = _assignments(defaults)
+    lines = defaults.splitlines(keepends=True)
+    edits = []
+    for name, node in old.items():
+        if name in new_values:
+            start = _offset(lines, node.lineno, node.col_offset)
+            end = _offset(lines, node.end_lineno, node.end_col_offset)
+            edits.append((start, end, new_values[name]))
+    out = defaults
+    for start, end, text in sorted(edits, reverse=True):
+        out = out[:start] + text + out[end:]
+    extra = [f"{name} = {value}" for name, value in new_values.items() if name not in old]
+    if extra:
+        out = out.rstrip("\n") + "\n" + "\n".join(extra)
+    header = MERGED_NOTE.format(names=", ".join(new_values) or "nothing")
+    return header + "\n" + out
+
+
+def show_parameters_once(nb) -> str:
+    """Leave one visible parameters cell in the executed notebook ``nb`` (in place).
+
+    Returns what was done: ``"merged"`` (defaults cell rewritten with the injected values,
+    injected cell tagged ``remove-cell``), ``"kept-injected"`` (a source that does not parse:
+    the defaults cell is tagged ``remove-cell`` and papermill's cell stays) or ``"unchanged"``
+    (no injected cell)."""
+    def tagged(tag):
+        return next((c for c in nb.cells if tag in c.get("metadata", {}).get("tags", [])), None)
+
+    defaults, injected = tagged("parameters"), tagged("injected-parameters")
+    if injected is None or defaults is None:
+        return "unchanged"
+    try:
+        merged = merge_parameters(defaults.source, injected.source)
+        hide, status = injected, "merged"
+        defaults.source = merged
+    except SyntaxError:
+        hide, status = defaults, "kept-injected"
+    tags = hide.metadata.setdefault("tags", [])
+    if "remove-cell" not in tags:
+        tags.append("remove-cell")
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
             log_output=False,
             report_mode=False,
         )
+        import nbformat
+
+        nb = nbformat.read(tmp, as_version=4)
+        show_parameters_once(nb)
+        nbformat.write(nb, tmp)
     except Exception as exc:  # papermill raises PapermillExecutionError with the traceback
         if tmp.exists():
             tmp.replace(failed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +85,18 @@ def mnist300_short(mnist300):
 
     return dataclasses.replace(mnist300, x_test=mnist300.x_test[:500], y_test=mnist300.y_test[:500],
                                identity=mnist300.identity + "-t500")
+
+
+# ------------------------------------------------------------------ the built book ----
+@pytest.fixture(scope="session")
+def book_html() -> Path:
+    """The root of the built smoke book (``$TVAE_BOOK_HTML``, else built by ``make smoke``).
+    Its build folder (``_build/smoke``: the stage, build-start) is the HTML's parent."""
+    env = os.environ.get("TVAE_BOOK_HTML")
+    if env:
+        root = Path(env)
+    else:
+        subprocess.run(["make", "-C", str(REPO), "smoke"], check=True)
+        root = REPO / "_build" / "smoke" / "html"
+    assert (root / "book" / "index.html").is_file(), f"no built book at {root}"
+    return root

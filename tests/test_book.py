@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -50,17 +49,7 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
 # ------------------------------------------------------------------- fixtures ----
-@pytest.fixture(scope="session")
-def book_html() -> Path:
-    """The root of the built smoke book (``$TVAE_BOOK_HTML``, else built by ``make smoke``)."""
-    env = os.environ.get("TVAE_BOOK_HTML")
-    if env:
-        root = Path(env)
-    else:
-        subprocess.run(["make", "-C", str(REPO), "smoke"], check=True)
-        root = REPO / "_build" / "smoke" / "html"
-    assert (root / "book" / "index.html").is_file(), f"no built book at {root}"
-    return root
+# book_html (the built smoke book) is in conftest.py: tests/test_record.py uses its stage too.
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +176,102 @@ def test_chapter_page(book_html, browser, chapter):
     assert "Traceback" not in found["text"], f"{chapter}: a traceback is shown"
     assert not p.js_errors, f"{chapter}: JavaScript errors: {p.js_errors}"
     assert not p.external, f"{chapter}: requests leaving the machine: {p.external}"
+
+
+FIT_JS = """() => {
+    const article = document.querySelector('article.bd-article');
+    const cs = getComputedStyle(article);
+    const column = article.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    const lines = el => {  // text lines an element's content takes
+        const r = document.createRange();
+        r.selectNodeContents(el);
+        return new Set([...r.getClientRects()].filter(x => x.width > 0)
+                       .map(x => Math.round(x.top))).size;
+    };
+    const tables = [...article.querySelectorAll('div.cell_output table')].map(t => {
+        const cell = t.closest('div.cell');
+        const output = t.closest('div.cell_output');
+        let scrolls = false;  // any box between the table and its cell scrolling sideways
+        for (let e = t.parentElement; e && e !== cell; e = e.parentElement) {
+            if (e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible') {
+                scrolls = true;
+            }
+        }
+        const label = [...t.querySelectorAll('tbody th')].find(th => th.innerText.trim().length > 8);
+        return {width: t.getBoundingClientRect().width, cell: output.getBoundingClientRect().width,
+                right: cell.getBoundingClientRect().right, scrolls,
+                wide: cell.classList.contains('tvae-wide'),
+                label: label ? label.innerText.trim() : null, labelLines: label ? lines(label) : 0};
+    });
+    const code = [...article.querySelectorAll('div.cell_input pre, div.cell_output pre')]
+        .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.innerText.slice(0, 80));
+    return {column, viewport: window.innerWidth, tables, code};
+}"""
+
+
+def _fit(browser, page_file: Path, width: int) -> dict:
+    p = Page(browser)
+    try:
+        p.page.set_viewport_size({"width": width, "height": 900})
+        p.open(page_file.as_uri())
+        return p.page.evaluate(FIT_JS)
+    finally:
+        p.close()
+
+
+def test_table1_fits_the_content_column(book_html, browser):
+    """Chapter 08 in a 1300-pixel window: every output table (Table 1 side by side with the
+    paper's) is no wider than the content column itself (not widened over the sidebar) and
+    does not scroll sideways; a row label such as "Raw MNIST (784)" stays on one line; no
+    code block scrolls sideways."""
+    fit = _fit(browser, book_html / "book" / "08_table1.html", 1300)
+    assert fit["tables"], "chapter 08 shows no output table"
+    for t in fit["tables"]:
+        assert t["width"] <= fit["column"] + 1, f"table {t['width']:.0f} px > column {fit['column']:.0f} px"
+        assert not t["wide"] and not t["scrolls"], t
+        if t["label"]:
+            assert t["labelLines"] == 1, f"row label {t['label']!r} wraps over {t['labelLines']} lines"
+    assert not fit["code"], f"code scrolls sideways: {fit['code']}"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_tables_and_code_fit_the_page(book_html, browser, chapter):
+    """Every chapter in a 1300-pixel window: each output table fits its cell (a cell whose table
+    is wider than the column is widened over the right sidebar, never past the window), nothing
+    scrolls sideways, row labels stay on one line."""
+    fit = _fit(browser, book_html / "book" / f"{chapter}.html", 1300)
+    for t in fit["tables"]:
+        assert t["width"] <= t["cell"] + 1, f"{chapter}: table {t['width']:.0f} px > cell {t['cell']:.0f} px"
+        assert t["right"] <= fit["viewport"], f"{chapter}: a widened cell leaves the window"
+        assert not t["scrolls"], f"{chapter}: a table scrolls sideways"
+        if t["label"]:
+            assert t["labelLines"] == 1, f"{chapter}: row label {t['label']!r} wraps"
+    assert not fit["code"], f"{chapter}: code scrolls sideways: {fit['code']}"
+
+
+def test_parameters_shown_once(book_html):
+    """Each executed chapter shows one parameters cell, holding the run's values (profile smoke);
+    papermill's injected cell is there but tagged remove-cell, and the rendered page shows the
+    profile assignment once."""
+    import re
+
+    import nbformat
+
+    stage = book_html.parent / "stage" / "book"
+    for chapter in CHAPTERS:
+        nb = nbformat.read(stage / f"{chapter}.ipynb", as_version=4)
+
+        def tagged(tag, nb=nb):
+            return [c for c in nb.cells if tag in c.metadata.get("tags", [])]
+
+        shown = [c for c in tagged("parameters") + tagged("injected-parameters")
+                 if "remove-cell" not in c.metadata.get("tags", [])]
+        assert len(shown) == 1, f"{chapter}: {len(shown)} parameters cells shown"
+        assert re.search(r'^profile = "smoke"', shown[0].source, re.M), shown[0].source
+        assert len(tagged("injected-parameters")) == 1
+        html = (book_html / "book" / f"{chapter}.html").read_text()
+        text = re.sub(r"<[^>]+>", "", html)
+        assert len(re.findall(r"^profile\s*=", text, re.M)) == 1, f"{chapter}: profile shown twice"
 
 
 def test_landing_page_math_offline(book_html, browser):
@@ -351,3 +436,32 @@ def test_stage_without_widget_js_falls_back_to_cdn(tmp_path, monkeypatch):
     assert (stage / "book" / "widgets_js" / "embed-amd.js").is_file()
     assert (stage / "book" / "widgets_js" / stage_book.SHIM).is_file()
     assert (stage / "book" / "mathjax" / "tex-mml-chtml.js").is_file()
+
+
+def test_merge_parameters_keeps_one_cell_with_the_run_values():
+    import nbformat
+
+    defaults = ('profile = "paper"  # smoke | quick | paper\nseed = 0\n'
+                'epochs = None\nstatic_dir = None')
+    injected = '# Parameters\nprofile = "smoke"\nepochs = 3\nextra = {"a": 1,\n         "b": 2}\n'
+    merged = run_chapter.merge_parameters(defaults, injected)
+    assert merged.splitlines() == [
+        "# Parameters of this run (papermill set: profile, epochs, extra)",
+        'profile = "smoke"  # smoke | quick | paper', "seed = 0", "epochs = 3",
+        "static_dir = None", 'extra = {"a": 1,', '         "b": 2}']
+    ns: dict = {}
+    exec(merged, ns)
+    assert (ns["profile"], ns["seed"], ns["epochs"], ns["extra"]) == ("smoke", 0, 3, {"a": 1, "b": 2})
+
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell(defaults, metadata={"tags": ["parameters"]})
+    i = nbformat.v4.new_code_cell(injected, metadata={"tags": ["injected-parameters"]})
+    nb.cells = [nbformat.v4.new_markdown_cell("# x"), p, i, nbformat.v4.new_code_cell("1")]
+    assert run_chapter.show_parameters_once(nb) == "merged"
+    assert nb.cells[1].source == merged and "remove-cell" not in nb.cells[1].metadata["tags"]
+    assert nb.cells[2].metadata["tags"] == ["injected-parameters", "remove-cell"]
+    # A defaults cell that is not Python: papermill's cell is the one shown.
+    p.source, i.metadata["tags"] = "profile = = 1", ["injected-parameters"]
+    assert run_chapter.show_parameters_once(nb) == "kept-injected"
+    assert "remove-cell" in p.metadata["tags"] and i.metadata["tags"] == ["injected-parameters"]
+    assert run_chapter.show_parameters_once(nbformat.v4.new_notebook()) == "unchanged"

@@ -301,27 +301,31 @@ def test_rot_mnist_other_seed(mnist_root: Path, rot: data.Dataset) -> None:
 
 
 # ------------------------------------------------------------------ batching ----
-def test_batches_cover_every_row_once_and_repeat() -> None:
+def _batches(x: torch.Tensor, batch_size: int, generator: torch.Generator, drop_last: bool = False):
+    """Rows of ``x`` batched as the trainer does: ``x[idx]`` for each of :func:`batch_indices`."""
+    return [x[i] for i in data.batch_indices(len(x), batch_size, generator, drop_last, device=x.device)]
+
+
+def test_batch_indices_cover_every_row_once_and_repeat() -> None:
     x = torch.arange(103).float().unsqueeze(1).expand(103, 4)
-    out = list(data.batches(x, 10, torch.Generator().manual_seed(5)))
+    out = _batches(x, 10, torch.Generator().manual_seed(5))
     assert [len(b) for b in out] == [10] * 10 + [3]
     seen = torch.cat(out)[:, 0].long()
     assert torch.equal(seen.sort().values, torch.arange(103))
     assert not torch.equal(seen, torch.arange(103))  # shuffled
-    again = torch.cat(list(data.batches(x, 10, torch.Generator().manual_seed(5))))
+    again = torch.cat(_batches(x, 10, torch.Generator().manual_seed(5)))
     assert torch.equal(again[:, 0].long(), seen)
-    dropped = list(data.batches(x, 10, torch.Generator().manual_seed(5), drop_last=True))
+    dropped = _batches(x, 10, torch.Generator().manual_seed(5), drop_last=True)
     assert len(dropped) == 10 == data.num_batches(103, 10, drop_last=True)
     assert data.num_batches(103, 10) == 11
 
 
 def test_batch_size_errors() -> None:
-    x = torch.zeros(50, 784)
     with pytest.raises(ConfigError, match=r"batch size 64 is larger than the dataset \(50"):
-        data.batches(x, 64, torch.Generator())
+        data.batch_indices(50, 64, torch.Generator())
     for bad in (0, -1):
         with pytest.raises(ConfigError, match="batch size"):
-            data.batches(x, bad, torch.Generator())
+            data.batch_indices(50, bad, torch.Generator())
 
 
 def test_images_reshape() -> None:

@@ -17,9 +17,12 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .config import Config
+from .data import load_dataset
 from .errors import CheckpointError
+from .io import read_checkpoint
 from .models import VAE
-from .train import MODEL_VERSION, load_model, read_checkpoint, select_device, train
+from .runtime import select_device
+from .train import MODEL_VERSION, load_model, train
 
 
 def cache_dir(root: str | Path | None = None) -> Path:
@@ -51,8 +54,6 @@ def get_model(config: Config, data=None, *, data_dir: str | Path | None = None,
     """The trained model of ``config`` (trained now if not cached) and its checkpoint dict
     (``history``, ``config``, ``data_identity``...). ``data``: a :class:`tvae.data.Dataset`,
     else loaded as the config says."""
-    from .data import load_dataset
-
     dev = select_device(device)
     if data is None:
         data = load_dataset(config.dataset, data_dir, device=dev, train_size=config.train_size,

@@ -151,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{args.profile}] {name}: FAILED after {dt:.1f} s; partial notebook: {failed}\n"
               f"{exc}", file=sys.stderr, flush=True)
         return 1
-    os.replace(tmp, out)  # same file system: _build/<profile>/
+    # Not tvae.io.atomic_path: papermill writes the notebook as it runs, to a file that is
+    # kept (as NAME.failed.ipynb) when a cell fails; renamed over OUT only on success (same
+    # file system: _build/<profile>/).
+    os.replace(tmp, out)
     failed.unlink(missing_ok=True)
     print(f"[{args.profile}] {name}: done in {time.monotonic() - t0:.1f} s", flush=True)
     return 0

@@ -1,4 +1,4 @@
-"""Tests of tvae.experiments: the model registry, and experiments 1, 4 (Table 1) and 6 on tiny
+"""Tests of the book layer (tvae.book): the model registry, and experiments 1, 4 (Table 1) and 6 on tiny
 synthetic data (200 training, 50 test images, 1 epoch)."""
 
 from __future__ import annotations

@@ -80,15 +80,9 @@ def _common_flags(p: argparse.ArgumentParser, quiet: bool = True) -> None:
         p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``tvae`` (sub-commands train, evaluate, sample, profile)."""
-    p = _Parser(prog=PROG, description="Transformer VAEs (Vivé 2017): train, evaluate, sample.",
-                epilog=f"Run `{PROG} COMMAND --help` for the flags of a command. Data come "
-                       "from --data-dir, else $TVAE_DATA, else ./data (MNIST/raw/ IDX files).")
-    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+def _train_parser(sub) -> None:
+    """``tvae train``: the Config's fields as flags, their defaults read from it."""
     d = DEFAULTS
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
-
     t = sub.add_parser("train", help="train a model and write its checkpoint",
                        description="Train a model and write its checkpoint after every epoch "
                                    "(atomically); print a one-line summary at the end.")
@@ -138,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
     _common_flags(t)
 
+
+def _evaluate_parser(sub) -> None:
+    """``tvae evaluate``."""
     e = sub.add_parser("evaluate", help="print test ELBO terms and log-likelihood as JSON",
                        description="Print one JSON object: mean per-sample test ELBO terms (nats: "
                                    "test_bce, test_kl_z, test_kl_u, test_elbo) and the importance-"
@@ -156,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the posterior draws (default 0)")
     _common_flags(e, quiet=False)
 
+
+def _sample_parser(sub) -> None:
+    """``tvae sample``."""
     s = sub.add_parser("sample", help="write a grid of generated digits as a PNG",
                        description="Draw z from its prior and the pose as --pose says; write the "
                                    "digits as a grid PNG (8 x 8 for --n 64).")
@@ -171,12 +171,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cpu, cuda, cuda:N, mps or auto (default auto)")
     _common_flags(s)
 
+
+def _profile_parser(sub) -> None:
+    """``tvae profile``."""
     pr = sub.add_parser("profile", help="show the settings of a book profile (smoke, quick, paper)",
                         description="Print the settings of one of the book's run profiles as JSON "
                                     "(the values a chapter gets from tvae.resolve).")
     pr.add_argument("name", choices=PROFILES, help="the profile")
     pr.add_argument("--epochs", type=int, default=None, metavar="N", help="override the profile's epochs")
     pr.add_argument("--seed", type=int, default=None, metavar="S", help="override the profile's seed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tvae`` (sub-commands train, evaluate, sample, profile)."""
+    p = _Parser(prog=PROG, description="Transformer VAEs (Vivé 2017): train, evaluate, sample.",
+                epilog=f"Run `{PROG} COMMAND --help` for the flags of a command. Data come "
+                       "from --data-dir, else $TVAE_DATA, else ./data (MNIST/raw/ IDX files).")
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+
+    for add in (_train_parser, _evaluate_parser, _sample_parser, _profile_parser):
+        add(sub)
     return p
 
 

@@ -33,10 +33,11 @@ import torch
 
 from . import __version__
 from .config import DATASETS, LIKELIHOODS, MODELS, OPTIMIZERS, PRIORS, TPS_STARTS, Config
-from .data import FOLDERS, data_root, load_dataset
+from .data import load_dataset
 from .errors import ConfigError, TVAEError
 from .io import atomic_path, read_checkpoint
 from .profiles import PROFILES, resolve
+from .rawdata import FOLDERS, data_root
 from .runtime import choose_threads, select_device
 from .train import load_model, train
 

@@ -62,7 +62,7 @@ MATHJAX := _build/mathjax
 # Chapters are found by pattern, so new ones join the build without editing this file.
 CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
 EXECUTED := $(CHAPTERS:book/%=$(STAGE)/book/%)
-TVAE_SRC := $(wildcard tvae/*.py tvae/static/*)
+TVAE_SRC := $(wildcard tvae/*.py tvae/*/*.py tvae/static/*)
 
 # Chapter parameters besides `profile` (only those given on the command line).
 PARAMS := $(if $(SEED),-p seed $(SEED)) $(if $(EPOCHS),-p epochs $(EPOCHS)) \

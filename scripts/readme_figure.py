@@ -16,22 +16,19 @@ matplotlib.use("Agg")
 
 import tvae  # noqa: E402
 from tvae import figures  # noqa: E402
+from tvae.book import registry, store  # noqa: E402
 from tvae.cache import entry_path, is_cached  # noqa: E402
 from tvae.evaluate import reconstruct  # noqa: E402
-from tvae.experiments import LABELS as MODEL_NAMES  # noqa: E402
 from tvae.train import load_model  # noqa: E402
-
-KINDS = ("vae", "affine-tvae", "tps-tvae", "affine-dtvae")
-LABELS = {kind: MODEL_NAMES[kind] for kind in KINDS}  # the book's display names
 
 
 def main(out: str = "docs/overview.png", n: int = 12) -> int:
     P = tvae.resolve("paper")
-    data = P.data()
+    data = store.data(P)
     x = data.x_test[:n]
     recs, ups = {}, {}
-    for kind, label in LABELS.items():
-        cfg = P.config(kind, 20)
+    main = [c for c in registry.main_models(P) if c.model in registry.PAPER_KINDS]
+    for label, cfg in registry.named(main).items():  # the book's display names
         if not is_cached(cfg, data.identity):
             continue
         model, _ = load_model(entry_path(cfg, data.identity))

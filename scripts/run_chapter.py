@@ -19,8 +19,9 @@
   chapter next time) and the partly executed notebook is kept as ``NAME.failed.ipynb`` in
   ``--work-dir``.
 - Under ``make -jN`` (read from ``$MAKEFLAGS``) exports ``TVAE_THREADS = cores // N`` (at
-  least 1) to the kernel unless ``TVAE_THREADS`` is already set, so that parallel chapters do
-  not oversubscribe the cores; without ``-j`` it is left unset.
+  least 1; :func:`tvae.runtime.threads_per_job`, the package's one thread policy) to the
+  kernel unless ``TVAE_THREADS`` is already set, so that parallel chapters do not
+  oversubscribe the cores; without ``-j`` it is left unset.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ import re
 import sys
 import time
 from pathlib import Path
+
+import nbformat
+
+from tvae.runtime import THREADS_ENV, cores, threads_per_job
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,13 +56,6 @@ def make_jobs(makeflags: str) -> int | None:
     return jobs
 
 
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
-
-
 def thread_budget(makeflags: str, ncores: int) -> int | None:
     """Torch threads per chapter under parallel make (None: serial make, leave unset)."""
     jobs = make_jobs(makeflags)
@@ -65,7 +63,7 @@ def thread_budget(makeflags: str, ncores: int) -> int | None:
         return None
     if jobs == 0:  # unlimited -j: every chapter may run at once
         return 1
-    return max(1, ncores // jobs)
+    return threads_per_job(jobs, ncores)
 
 
 def parse_value(text: str):
@@ -76,8 +74,6 @@ def parse_value(text: str):
 
 
 def has_parameters_cell(path: Path) -> bool:
-    import nbformat
-
     nb = nbformat.read(path, as_version=4)
     return any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
 
@@ -200,14 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     # Training bars would end up as stray lines in the rendered pages; papermill's own cell
     # progress bar still shows on the terminal.
     os.environ.setdefault("TVAE_PROGRESS", "0")
-    if not os.environ.get("TVAE_THREADS"):
+    if not os.environ.get(THREADS_ENV):
         threads = thread_budget(os.environ.get("MAKEFLAGS", ""), cores())
         if threads is not None:
-            os.environ["TVAE_THREADS"] = str(threads)
+            os.environ[THREADS_ENV] = str(threads)
     # Figures must come out as inline outputs whatever backend the caller's environment names.
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
-    import papermill as pm
+    import papermill as pm  # after the environment above is set: its kernel manager reads it
 
     out.parent.mkdir(parents=True, exist_ok=True)
     work = (args.work_dir or out.parent / ".runs").resolve()
@@ -215,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = work / f"{out.stem}.running.ipynb"
     failed = work / f"{out.stem}.failed.ipynb"
     shown = " ".join(f"{k}={v!r}" for k, v in params.items())
-    thr = os.environ.get("TVAE_THREADS", "default")
+    thr = os.environ.get(THREADS_ENV, "default")
     print(f"[{args.profile}] {name}: running ({shown}; TVAE_THREADS={thr})", flush=True)
     t0 = time.monotonic()
     try:
@@ -241,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{args.profile}] {name}: FAILED after {dt:.1f} s; partial notebook: {failed}\n"
               f"{exc}", file=sys.stderr, flush=True)
         return 1
-    os.replace(tmp, out)  # same file system: _build/<profile>/
+    # Not tvae.io.atomic_path: papermill writes the notebook as it runs, to a file that is
+    # kept (as NAME.failed.ipynb) when a cell fails; renamed over OUT only on success (same
+    # file system: _build/<profile>/).
+    os.replace(tmp, out)
     failed.unlink(missing_ok=True)
     print(f"[{args.profile}] {name}: done in {time.monotonic() - t0:.1f} s", flush=True)
     return 0

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import yaml
 
+from tvae.io import write_text
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Folders under book/ that the build writes into the stage (never mirrored from, nor pruned).
@@ -40,10 +42,7 @@ SHIM = "mathjax_v2_shim.js"  # committed in scripts/, served beside the widget J
 def _write_if_changed(dest: Path, data: str) -> None:
     if dest.is_file() and dest.read_text() == data:
         return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.write_text(data)
-    tmp.replace(dest)
+    write_text(dest, data)
 
 
 def _copy_if_changed(src: Path, dest: Path) -> None:

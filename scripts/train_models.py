@@ -5,14 +5,15 @@
 
 The chapters get their models from the file-locked model cache (``tvae.cache``), so running
 them in parallel is already safe; but a chapter that asks for a model another chapter is
-training waits for it. This script trains the profile's models (:func:`tvae.experiments.
+training waits for it. This script trains the profile's models (:func:`tvae.book.registry.
 needed_models`, in the book's order) up front instead: each worker walks the same list and
 trains the first entry that is neither complete nor locked by another worker
 (:func:`tvae.cache.train_unless_busy`), so N workers keep N cores busy until the list is done.
 Entries already in the cache are skipped, so a second run costs seconds.
 
 ``--workers`` defaults to the ``-j`` level of an enclosing ``make -jN``, else one per core, and
-each worker gets ``TVAE_THREADS = cores // workers`` torch threads (at least 1) unless
+each worker gets ``TVAE_THREADS = cores // workers`` torch threads (at least 1,
+:func:`tvae.runtime.threads_per_job`) unless
 ``TVAE_THREADS`` is set: by default, one single-threaded worker per core, which on a small
 machine beats one multi-threaded process (benchmarks/README.md). ``-p`` passes the same
 overrides the chapters take (``epochs``, ``seed``, ``device``, ``data_dir``). One line is
@@ -35,8 +36,13 @@ import sys
 import time
 from pathlib import Path
 
+from tvae.book import registry, store
+from tvae.cache import train_unless_busy
+from tvae.profiles import resolve
+from tvae.runtime import THREADS_ENV, configure_threads, cores, threads_per_job
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_chapter import cores, make_jobs, parse_value  # noqa: E402
+from run_chapter import make_jobs, parse_value  # noqa: E402
 
 POLL_SECONDS = 10.0
 """How long a worker sleeps when every entry it still needs is being trained by another."""
@@ -44,25 +50,21 @@ POLL_SECONDS = 10.0
 
 def work(profile: str, params: dict, worker: int) -> int:
     """One worker: train every missing, unlocked model of the profile; wait for the rest."""
-    from tvae import experiments as ex
-    from tvae.cache import train_unless_busy
-    from tvae.profiles import resolve
-    from tvae.train import configure_threads
-
     configure_threads()
     P = resolve(profile, **params)
-    pending = ex.needed_models(P)
+    pending = registry.needed_models(P)
     total = len(pending)
     t_all = time.perf_counter()
     while pending:
         busy = []
         for cfg in pending:
             t0 = time.perf_counter()
-            state = train_unless_busy(cfg, ex.data_for(P, cfg), device=P.device, progress=False)
+            state = train_unless_busy(cfg, store.data_for(P, cfg), device=P.device, progress=False)
             if state == "busy":
                 busy.append(cfg)
             elif state == "trained":
-                print(f"[worker {worker}] {ex.label(cfg):<46} trained in {time.perf_counter() - t0:7.1f} s "
+                took = time.perf_counter() - t0
+                print(f"[worker {worker}] {registry.label(cfg):<46} trained in {took:7.1f} s "
                       f"(worker total {time.perf_counter() - t_all:.0f} s, {total} models in the profile)",
                       flush=True)
         if busy and len(busy) == len(pending):
@@ -101,21 +103,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tvae: error: {e}", file=sys.stderr)
         return e.exit_code
 
-    from tvae.experiments import needed_models
-    from tvae.profiles import resolve
-
-    n_models = len(needed_models(resolve(a.profile, **params)))  # also validates the parameters
+    n_models = len(registry.needed_models(resolve(a.profile, **params)))  # also validates the parameters
     workers = a.workers or make_jobs(os.environ.get("MAKEFLAGS", "")) or cores()
     if workers < 1:
         ap.error(f"--workers must be >= 1, got {workers}")
     env = dict(os.environ)
     if a.threads is not None:
-        env["TVAE_THREADS"] = str(max(1, a.threads))
-    elif not env.get("TVAE_THREADS"):
-        env["TVAE_THREADS"] = str(max(1, cores() // workers))
+        env[THREADS_ENV] = str(max(1, a.threads))
+    elif not env.get(THREADS_ENV):
+        env[THREADS_ENV] = str(threads_per_job(workers, cores()))
     env.setdefault("TVAE_PROGRESS", "0")
     print(f"[{a.profile}] training {n_models} models: {workers} worker(s), "
-          f"TVAE_THREADS={env['TVAE_THREADS']}", flush=True)
+          f"{THREADS_ENV}={env[THREADS_ENV]}", flush=True)
     t0 = time.perf_counter()
     cmd = [sys.executable, __file__, "--profile", a.profile]
     for k, v in a.param:

@@ -22,7 +22,7 @@ def mnist_root() -> Path:
 
     Tests using it are skipped when the four raw files are not there.
     """
-    from tvae.data import raw_paths
+    from tvae.rawdata import raw_paths
 
     env = os.environ.get("TVAE_DATA")
     root = Path(env) if env else (REPO.parent / "shared" / "data").resolve()
@@ -39,22 +39,22 @@ TINY_SIZES = {"train": 200, "test": 50}
 def tiny_mnist_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A data root with synthetic ``MNIST/raw`` IDX files (200 train, 50 test) and no SHA256SUMS.
 
-    Images are random blobs, labels balanced 0-9 in random order. ``tvae.data.SPLIT_SIZES``
+    Images are random blobs, labels balanced 0-9 in random order. ``tvae.rawdata.SPLIT_SIZES``
     is patched to the tiny sizes for the test so the loaders accept them; tests corrupt the
     files to exercise the error paths.
     """
-    import tvae.data
+    import tvae.rawdata
 
-    monkeypatch.setattr(tvae.data, "SPLIT_SIZES", dict(TINY_SIZES))
+    monkeypatch.setattr(tvae.rawdata, "SPLIT_SIZES", dict(TINY_SIZES))
     rng = np.random.default_rng(0)
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    for split, (images_file, labels_file) in tvae.data.RAW_FILES.items():
+    for split, (images_file, labels_file) in tvae.rawdata.RAW_FILES.items():
         n = TINY_SIZES[split]
         x = (rng.random((n, 28, 28)) ** 4 * 255).astype(np.uint8)
         y = rng.permutation(np.arange(n) % 10).astype(np.uint8)
-        tvae.data.write_idx(raw / images_file, x)
-        tvae.data.write_idx(raw / labels_file, y)
+        tvae.rawdata.write_idx(raw / images_file, x)
+        tvae.rawdata.write_idx(raw / labels_file, y)
     return tmp_path
 
 

@@ -1,4 +1,4 @@
-"""Tests of the command line ``python -m tvae`` (train, evaluate, sample, profile).
+"""Tests of the command line ``tvae`` (train, evaluate, sample, profile), run as ``python -m tvae``.
 
 Tiny settings throughout (200 training digits, 1 epoch); the expensive run (training the
 model that evaluate and sample read) happens once per module. The bad-input cases are in
@@ -168,10 +168,10 @@ def test_ctrl_c_reports_checkpoint_and_resume_command(tmp_path: Path, mnist_root
     assert 1 <= epoch < 5
     assert f"epoch {epoch} of 5" in err and "c.pt" in err
     resume = err.split("resume with: ", 1)[1].strip()
-    assert resume.endswith("--resume") and resume.startswith("python -m tvae train")
+    assert resume.endswith("--resume") and resume.startswith("tvae train")  # the installed command
     assert not list(tmp_path.glob(".*.tmp"))  # no half-written checkpoint left behind
     # the printed command finishes the run from the checkpoint
-    r = subprocess.run([sys.executable, *resume.split()[1:]], cwd=tmp_path, env=env(mnist_root),
+    r = subprocess.run([sys.executable, "-m", *resume.split()], cwd=tmp_path, env=env(mnist_root),
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     state = read_checkpoint(ckpt)
@@ -183,7 +183,7 @@ def test_bad_flag_one_line_exit_2(data_env: Path, capsys) -> None:
     assert cli.main(["train", "--model", "vae"]) == 2
     err = capsys.readouterr().err
     assert err == ("tvae: error: the following arguments are required: --zdim; "
-                   "see `python -m tvae train --help`\n")
+                   "see `tvae train --help`\n")
     assert cli.main(["train", "--model", "vae", "--zdim", "eight"]) == 2
     assert "invalid int value: 'eight'" in capsys.readouterr().err
     assert cli.main(["fit"]) == 2
@@ -195,7 +195,7 @@ def test_bad_flag_subprocess_no_usage_block(tmp_path: Path, mnist_root: Path) ->
     r = tvae_cmd(["train", "--model", "vae", "--zdim", "2", "--bogus"], tmp_path, mnist_root)
     assert r.returncode == 2
     assert r.stderr.splitlines() == [
-        "tvae: error: unrecognized arguments: --bogus; see `python -m tvae --help`"]
+        "tvae: error: unrecognized arguments: --bogus; see `tvae --help`"]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -278,6 +278,48 @@ def test_sample_grid_layout() -> None:
     assert g.shape == (2 * 29 - 1, 3 * 29 - 1)  # ceil(sqrt(5)) = 3 columns, 2 rows
     assert g[29:57, 29:57].min() == 1.0 and g[0:28, 0:28].max() == 0.0  # digit 4 at row 1, col 1
     assert g[28, :].min() == 1.0  # white separator
+
+
+def test_defaults_come_from_config_and_choices_are_listed(capsys) -> None:
+    from tvae.config import Config
+
+    a = cli.build_parser().parse_args(["train", "--model", "vae", "--zdim", "3"])
+    cfg = cli.config_from_args(a)
+    assert cfg == Config(model="vae", zdim=3)   # every other field is Config's own default
+    assert cli.main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    for names in ("vae,affine-tvae,tps-tvae,affine-dtvae,tps-dtvae", "flat,identity-diag,mean-diag",
+                  "mnist,fashion-mnist,rot-mnist", "adadelta,adam", "bernoulli,continuous-bernoulli",
+                  "identity,double"):
+        assert "{" + names in text, names
+    flat = " ".join(text.split())   # argparse wraps the help lines
+    assert "default 50, the paper's" in flat and "1 for adadelta, 0.001 for adam" in flat
+    assert cli.main(["profile", "--help"]) == 0
+    assert "{smoke,quick,paper}" in capsys.readouterr().out
+    # a bad name is reported by Config, with Python's own message (one wording, see test_errors)
+    assert cli.main(["train", "--model", "tvae", "--zdim", "3"]) == 2
+    assert capsys.readouterr().err == ("tvae: error: unknown model 'tvae'; choose one of vae, affine-tvae, "
+                                       "tps-tvae, affine-dtvae, tps-dtvae (--model)\n")
+    assert cli.main(["sample", "m.pt", "--out", "x.png", "--pose", "sideways"]) == 2
+    assert "invalid choice: 'sideways'" in capsys.readouterr().err
+
+
+def test_version(capsys) -> None:
+    import tvae
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"tvae {tvae.__version__}\n"
+
+
+def test_quiet_prints_nothing_but_the_result(data_env: Path, capsys) -> None:
+    assert cli.main(["train", "--model", "vae", "--zdim", "2", *TINY, "--out", "q.pt", "-q"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    assert cli.main(["sample", "q.pt", "--out", "q.png", "--n", "4", "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == "" and (data_env / "q.png").is_file()
+    assert cli.main(["sample", "q.pt", "--out", "r.png", "--n", "4"]) == 0
+    assert capsys.readouterr().out.startswith("wrote 4 samples")
 
 
 # ---------------------------------------------------------------------- profile ----

@@ -1,4 +1,4 @@
-"""Tests of tvae.data: raw MNIST reading and validation, subsets, rotated MNIST, batching."""
+"""Tests of tvae.data and tvae.rawdata: raw MNIST reading and validation, subsets, rotated MNIST, batching."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 import torchvision.datasets
 
-from tvae import data
+from tvae import data, rawdata
 from tvae.errors import ConfigError, DataError
 
 
@@ -58,8 +58,8 @@ def test_real_mnist_label_histogram(mnist: data.Dataset) -> None:
 
 
 def test_loading_twice_is_cached_and_identical(mnist_root: Path, mnist: data.Dataset) -> None:
-    raw = data.load_raw("mnist", mnist_root, download=False)
-    again = data.load_raw("mnist", mnist_root, download=False)
+    raw = rawdata.load_raw("mnist", mnist_root, download=False)
+    again = rawdata.load_raw("mnist", mnist_root, download=False)
     assert raw.x_train is again.x_train  # decoded once per process
     assert not raw.x_train.flags.writeable
     assert data.load_dataset("mnist", mnist_root, download=False).identity == mnist.identity
@@ -83,18 +83,18 @@ def test_sha256_mismatch_names_the_file(mnist_root: Path, tmp_path: Path) -> Non
         f.seek(16 + 5000)
         f.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte fails its checksum") as err:
-        data.load_raw("mnist", tmp_path, download=False)
+        rawdata.load_raw("mnist", tmp_path, download=False)
     assert "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7" in str(err.value)
     assert "download again" in str(err.value)
 
 
 def test_sha256sums_verifies_tiny(tiny_mnist_root: Path) -> None:
     write_sha256sums(tiny_mnist_root / "MNIST")
-    assert data.verify_checksums(tiny_mnist_root / "MNIST") == 4
+    assert rawdata.verify_checksums(tiny_mnist_root / "MNIST") == 4
     ds = data.load_dataset("mnist", tiny_mnist_root, download=False)
     assert ds.x_train.shape == (200, 784) and ds.x_test.shape == (50, 784)
     (tiny_mnist_root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
-    data.write_idx(
+    rawdata.write_idx(
         tiny_mnist_root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte",
         np.zeros(50, np.uint8),
     )
@@ -120,23 +120,23 @@ def test_bad_magic_is_reported(tiny_mnist_root: Path) -> None:
 
 
 def test_wrong_count_and_swapped_files(tiny_mnist_root: Path, monkeypatch) -> None:
-    monkeypatch.setattr(data, "SPLIT_SIZES", {"train": 201, "test": 50})
+    monkeypatch.setattr(rawdata, "SPLIT_SIZES", {"train": 201, "test": 50})
     with pytest.raises(DataError, match="expected 201 each"):
-        data.load_raw("mnist", tiny_mnist_root, download=False)
+        rawdata.load_raw("mnist", tiny_mnist_root, download=False)
     raw = tiny_mnist_root / "MNIST" / "raw"
-    monkeypatch.setattr(data, "SPLIT_SIZES", {"train": 200, "test": 50})
+    monkeypatch.setattr(rawdata, "SPLIT_SIZES", {"train": 200, "test": 50})
     images, labels = raw / "t10k-images-idx3-ubyte", raw / "t10k-labels-idx1-ubyte"
     tmp = raw / "tmp"
     images.rename(tmp), labels.rename(images), tmp.rename(labels)
     with pytest.raises(DataError, match="swapped"):
-        data.load_raw("mnist", tiny_mnist_root, download=False)
+        rawdata.load_raw("mnist", tiny_mnist_root, download=False)
 
 
 def test_idx_round_trip(tmp_path: Path) -> None:
     x = np.arange(3 * 28 * 28, dtype=np.uint64).reshape(3, 28, 28).astype(np.uint8)
-    data.write_idx(tmp_path / "x", x)
-    back, digest = data.read_idx(tmp_path / "x")
-    assert np.array_equal(back, x) and digest == data.sha256_file(tmp_path / "x")
+    rawdata.write_idx(tmp_path / "x", x)
+    back, digest = rawdata.read_idx(tmp_path / "x")
+    assert np.array_equal(back, x) and digest == rawdata.sha256_file(tmp_path / "x")
 
 
 # ------------------------------------------------------------- missing data ----
@@ -170,13 +170,13 @@ def test_missing_offline_download_fails(tmp_path: Path, monkeypatch) -> None:
 
 def test_data_root_resolution(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("TVAE_DATA", str(tmp_path))
-    assert data.data_root() == tmp_path
-    assert data.data_root("elsewhere") == Path("elsewhere")
+    assert rawdata.data_root() == tmp_path
+    assert rawdata.data_root("elsewhere") == Path("elsewhere")
     with pytest.raises(DataError) as err:  # the env root is the one searched
         data.load_dataset("mnist", download=False)
     assert str(tmp_path / "MNIST" / "raw") in str(err.value)
     monkeypatch.delenv("TVAE_DATA")
-    assert data.data_root() == Path("data")
+    assert rawdata.data_root() == Path("data")
 
 
 def test_unknown_name_and_bad_settings(tiny_mnist_root: Path) -> None:
@@ -195,7 +195,7 @@ def test_fashion_from_debian_gz(tiny_mnist_root: Path, tmp_path: Path, monkeypat
     debian.mkdir()
     for f in (tiny_mnist_root / "MNIST" / "raw").iterdir():
         (debian / f"{f.name}.gz").write_bytes(gzip.compress(f.read_bytes()))
-    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", debian)
+    monkeypatch.setattr(rawdata, "DEBIAN_FASHION_DIR", debian)
 
     def no_download(self) -> None:
         raise AssertionError("torchvision must not be asked: the Debian files are there")
@@ -208,7 +208,7 @@ def test_fashion_from_debian_gz(tiny_mnist_root: Path, tmp_path: Path, monkeypat
     assert ds.identity != mnist.identity  # the name is part of the identity
     raw = root / "FashionMNIST" / "raw"
     assert sorted(p.name for p in raw.iterdir()) == sorted(
-        p.name for p in data.raw_paths("fashion-mnist", root)
+        p.name for p in rawdata.raw_paths("fashion-mnist", root)
     )  # no temporary files left behind
 
 
@@ -218,12 +218,12 @@ def test_fashion_corrupt_gz(tmp_path: Path) -> None:
     good = gzip.compress(b"\0" * 5000)
     (debian / "train-images-idx3-ubyte.gz").write_bytes(good[: len(good) // 2])
     with pytest.raises(DataError, match="corrupt.*dataset-fashion-mnist"):
-        data.decompress_debian_fashion(tmp_path / "root", debian)
+        rawdata.decompress_debian_fashion(tmp_path / "root", debian)
     assert not any((tmp_path / "root" / "FashionMNIST" / "raw").iterdir())
 
 
 def test_fashion_missing_message(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path / "absent")
+    monkeypatch.setattr(rawdata, "DEBIAN_FASHION_DIR", tmp_path / "absent")
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist") as err:
         data.load_dataset("fashion-mnist", tmp_path, download=False)
     assert "FashionMNIST/raw" in str(err.value) and "TVAE_DATA" in str(err.value)
@@ -301,27 +301,31 @@ def test_rot_mnist_other_seed(mnist_root: Path, rot: data.Dataset) -> None:
 
 
 # ------------------------------------------------------------------ batching ----
-def test_batches_cover_every_row_once_and_repeat() -> None:
+def _batches(x: torch.Tensor, batch_size: int, generator: torch.Generator, drop_last: bool = False):
+    """Rows of ``x`` batched as the trainer does: ``x[idx]`` for each of :func:`batch_indices`."""
+    return [x[i] for i in data.batch_indices(len(x), batch_size, generator, drop_last, device=x.device)]
+
+
+def test_batch_indices_cover_every_row_once_and_repeat() -> None:
     x = torch.arange(103).float().unsqueeze(1).expand(103, 4)
-    out = list(data.batches(x, 10, torch.Generator().manual_seed(5)))
+    out = _batches(x, 10, torch.Generator().manual_seed(5))
     assert [len(b) for b in out] == [10] * 10 + [3]
     seen = torch.cat(out)[:, 0].long()
     assert torch.equal(seen.sort().values, torch.arange(103))
     assert not torch.equal(seen, torch.arange(103))  # shuffled
-    again = torch.cat(list(data.batches(x, 10, torch.Generator().manual_seed(5))))
+    again = torch.cat(_batches(x, 10, torch.Generator().manual_seed(5)))
     assert torch.equal(again[:, 0].long(), seen)
-    dropped = list(data.batches(x, 10, torch.Generator().manual_seed(5), drop_last=True))
+    dropped = _batches(x, 10, torch.Generator().manual_seed(5), drop_last=True)
     assert len(dropped) == 10 == data.num_batches(103, 10, drop_last=True)
     assert data.num_batches(103, 10) == 11
 
 
 def test_batch_size_errors() -> None:
-    x = torch.zeros(50, 784)
     with pytest.raises(ConfigError, match=r"batch size 64 is larger than the dataset \(50"):
-        data.batches(x, 64, torch.Generator())
+        data.batch_indices(50, 64, torch.Generator())
     for bad in (0, -1):
         with pytest.raises(ConfigError, match="batch size"):
-            data.batches(x, bad, torch.Generator())
+            data.batch_indices(50, bad, torch.Generator())
 
 
 def test_images_reshape() -> None:

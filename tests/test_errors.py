@@ -149,7 +149,7 @@ class Case:
             return self.shown
         if self.script:
             return "python scripts/train_models.py " + shlex.join(self.argv)
-        return "python -m tvae " + shlex.join(self.argv)
+        return "tvae " + shlex.join(self.argv)   # the installed command (run here as python -m tvae)
 
 
 def _train(**kw) -> Callable[[], object]:
@@ -196,7 +196,7 @@ CASES: dict[str, Case] = {
         "Data directory missing, no network",
         ["train", "--model", "vae", "--zdim", "2", "--data-dir", "empty"],
         lambda: tvae.data.load_dataset("mnist", "empty"), DataError, setup=empty_dir, env=OFFLINE_ENV,
-        shown="python -m tvae train --model vae --zdim 2 --data-dir empty   # offline, empty/ is empty"),
+        shown="tvae train --model vae --zdim 2 --data-dir empty   # offline, empty/ is empty"),
     "truncated-idx": Case(
         "Truncated IDX file", ["train", "--model", "vae", "--zdim", "2", "--data-dir", "data", *TINY],
         lambda: tvae.data.load_dataset("mnist", "data"), DataError,

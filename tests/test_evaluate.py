@@ -16,7 +16,6 @@ from tvae.evaluate import (
     choose_common_c,
     codes,
     cv_accuracy,
-    gap_summary,
     linear_probe,
     paper_c,
     pca_features,
@@ -160,21 +159,6 @@ def test_occlusion_zeroes_one_square_per_image():
 def test_add_noise_rejects_unknown_kind():
     with pytest.raises(ValueError, match="unknown noise kind"):
         add_noise(torch.zeros(1, 784), "speckle", 0.1)
-
-
-# ------------------------------------------------------------------- gap summary ----
-def test_gap_summary_arithmetic():
-    ll = np.array([-90.0, -100.0, -110.0, -95.0])
-    elbo = np.array([-95.0, -103.0, -118.0, -96.0])
-    s = gap_summary(ll, elbo)
-    assert s["log_likelihood"] == pytest.approx(-98.75)
-    assert s["elbo"] == pytest.approx(-103.0)
-    assert s["gap"] == pytest.approx(4.25)
-    assert s["n"] == 4
-    # standard error of the mean gap: sample s.d. (n - 1 in the denominator) / sqrt(n)
-    diffs = ll - elbo                                               # 5, 3, 8, 1
-    assert s["se_gap"] == pytest.approx(np.std(diffs, ddof=1) / 2.0)
-    assert s["se_gap"] == pytest.approx(math.sqrt(((diffs - 4.25) ** 2).sum() / 3) / 2)
 
 
 # ------------------------------------------------------------ codes, reconstruction ----

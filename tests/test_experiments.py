@@ -1,4 +1,4 @@
-"""Tests of tvae.experiments: the model registry, and experiments 1, 4 (Table 1) and 6 on tiny
+"""Tests of the book layer (tvae.book): the model registry, and experiments 1, 4 (Table 1) and 6 on tiny
 synthetic data (200 training, 50 test images, 1 epoch)."""
 
 from __future__ import annotations
@@ -13,8 +13,16 @@ import pytest
 import torch
 
 import tvae
+import tvae.figures as tf
 from tvae import evaluate as ev
-from tvae import experiments as E
+from tvae import io
+from tvae.book import discussion as D
+from tvae.book import latent_dimension as ld
+from tvae.book import reconstructions as rc
+from tvae.book import registry as R
+from tvae.book import store, training
+from tvae.book import table1 as T1
+from tvae.book import variational_gap as vg
 from tvae.priors import kl_std_normal
 from tvae.profiles import Profile
 
@@ -34,23 +42,23 @@ def test_paper_table1_constant_matches_paper_md():
                          PAPER_MD.read_text(), re.M):
         found[(names[m.group(1)], int(m.group(2)))] = tuple(float(m.group(i)) for i in (3, 4, 5))
     assert len(found) == 11
-    assert found == E.PAPER_TABLE1
+    assert found == T1.PAPER_TABLE1
 
 
 @pytest.mark.parametrize("name", tvae.PROFILES)
 def test_needed_models_cover_every_group(name):
     P = tvae.resolve(name)
-    needed = E.needed_models(P)
+    needed = R.needed_models(P)
     keys = [c.key() for c in needed]
     assert len(keys) == len(set(keys)), "duplicate configurations"
-    for group, configs in E.model_groups(P).items():
+    for group, configs in R.model_groups(P).items():
         assert configs, group
         assert {c.key() for c in configs} <= set(keys), group
     # experiment 1: four kinds at every dim; Table 1: five kinds at every probe dim
-    assert {(c.model, c.zdim) for c in E.exp1_models(P)} == {
-        (k, z) for k in E.PAPER_KINDS for z in P.zdims}
-    assert {(c.model, c.zdim) for c in E.table1_models(P)} == {
-        (k, z) for k in E.ALL_KINDS for z in P.probe_dims}
+    assert {(c.model, c.zdim) for c in R.exp1_models(P)} == {
+        (k, z) for k in R.PAPER_KINDS for z in P.zdims}
+    assert {(c.model, c.zdim) for c in R.table1_models(P)} == {
+        (k, z) for k in R.ALL_KINDS for z in P.probe_dims}
     # the same configuration objects the profile itself builds (same model cache entries)
     assert P.config("tps-tvae", 20).key() in keys
     assert P.config("affine-tvae", 8, optimizer="adam").key() in keys
@@ -63,38 +71,38 @@ def test_needed_models_cover_every_group(name):
     mnist = [c for c in needed if c.dataset == "mnist"]
     assert all(c.train_size == P.train_size and c.epochs == P.epochs for c in mnist)
     # the default-optimiser models are all the paper's setting; the Adam ones are labelled
-    assert [c for c in needed if not c.is_paper_setting] == E.modern_models(P)
-    assert all("adam" in E.label(c) for c in E.modern_models(P))
+    assert [c for c in needed if not c.is_paper_setting] == R.modern_models(P)
+    assert all("adam" in R.label(c) for c in R.modern_models(P))
 
 
 def test_needed_models_by_name_and_paper_scale():
-    paper = E.needed_models("paper")
-    assert [c.key() for c in paper] == [c.key() for c in E.needed_models(tvae.resolve("paper"))]
+    paper = R.needed_models("paper")
+    assert [c.key() for c in paper] == [c.key() for c in R.needed_models(tvae.resolve("paper"))]
     assert any(c.zdim == 80 and c.model == "vae" and c.train_size is None and c.epochs == 50 for c in paper)
-    assert len(E.needed_models("smoke")) < len(paper)
+    assert len(R.needed_models("smoke")) < len(paper)
 
 
 def test_label_names_what_differs():
     P = tvae.resolve("smoke")
-    assert E.label(P.config("vae", 20)) == "VAE z20"
-    assert E.label(P.config("tps-tvae", 20, seed=2, tps_start="double")) == \
+    assert R.label(P.config("vae", 20)) == "VAE z20"
+    assert R.label(P.config("tps-tvae", 20, seed=2, tps_start="double")) == \
         "TPS-TVAE z20 (double start, seed 2)"
-    assert E.label(P.config("affine-tvae", 20, prior="lowrank", rank=2)) == "Affine-TVAE z20 (lowrank r2)"
+    assert R.label(P.config("affine-tvae", 20, prior="lowrank", rank=2)) == "Affine-TVAE z20 (lowrank r2)"
 
 
-def test_log_mean_exp_is_stable_and_exact():
+def test_log_mean_weight_is_stable_and_exact():
     lw = np.array([[1000.0, 1000.0], [-1000.0, -1000.0 + math.log(3)]])
-    out = E.log_mean_exp(lw)
+    out = vg.log_mean_weight(lw)
     assert out[0] == pytest.approx(1000.0)
     assert out[1] == pytest.approx(-1000.0 + math.log(2.0))
     small = np.random.default_rng(0).normal(size=(5, 7))
-    np.testing.assert_allclose(E.log_mean_exp(small), np.log(np.exp(small).mean(1)))
+    np.testing.assert_allclose(vg.log_mean_weight(small), np.log(np.exp(small).mean(1)))
 
 
 def test_vae_bce_at_total_interpolates_in_log_size():
     df = pd.DataFrame({"model": ["vae", "vae", "affine-tvae", "tps-tvae"], "latent_total": [2, 8, 4, 40],
                        "test_bce": [100.0, 80.0, 70.0, 60.0]})
-    got = E.vae_bce_at_total(df)
+    got = ld.vae_bce_at_total(df)
     assert got[0] == 100.0 and got[1] == 80.0
     assert got[2] == pytest.approx(90.0)  # log 4 is half-way between log 2 and log 8
     assert math.isnan(got[3])  # outside the VAE's range
@@ -104,7 +112,7 @@ def test_recon_findings_report_the_table():
     df = pd.DataFrame({"model": ["vae"] * 3 + ["tps-tvae"] * 3, "dim_z": [2, 20, 40] * 2,
                        "dim_u": [0] * 3 + [18] * 3, "test_bce": [150.0, 100.0, 104.0, 120.0, 90.0, 95.0]})
     df["latent_total"] = df.dim_z + df.dim_u
-    text = "\n".join(E.recon_findings(df))
+    text = "\n".join(ld.recon_findings(df))
     assert "lowest at dim z = 20 (100.0 nats)" in text
     assert "rises again" in text
     assert "TPS-TVAE -16.3 nats (3 of 3 dims better)" in text  # (-30 - 10 - 9) / 3
@@ -120,7 +128,11 @@ def test_table1_findings_verdicts():
                  row_kind="paper", label="VAE (8)")]
     df = pd.DataFrame(rows)
     df["diff_cv"] = df.cv_mean - df.paper_cv_mean
-    text = "\n".join(E.table1_findings(df))
+    findings = T1.table1_findings(df)
+    assert set(findings) == {"reproduction", "ranking", "modern"} and findings["modern"] == []
+    assert findings["ranking"] == ["**Ranking at dim 8** (our test accuracy, paper-C): VAE (8) 81.00 > "
+                                   "PCA (8) 75.00."]
+    text = "\n".join(findings["reproduction"])
     assert "1 of 2 paper rows reproduce" in text
     assert "PCA (8) (75.50 vs 75.09)" in text
     assert "VAE (8) (80.00 vs 87.70, -7.70)" in text
@@ -137,16 +149,16 @@ def _history(epochs: int, n_curve: int = 2000, n_final: int = 10000) -> pd.DataF
 
 
 def test_curve_split_separates_the_final_evaluation():
-    curve, final = E.curve_split(_history(5))
+    curve, final = training.curve_split(_history(5))
     assert list(curve.epoch) == [1, 2, 3, 4] and list(final.epoch) == [5]
-    one, none = E.curve_split(_history(1))
+    one, none = training.curve_split(_history(1))
     assert list(one.epoch) == [1] and none.empty
-    legacy, rest = E.curve_split(_history(3).drop(columns=["n_eval_test"]))   # no sizes recorded
+    legacy, rest = training.curve_split(_history(3).drop(columns=["n_eval_test"]))   # no sizes recorded
     assert len(legacy) == 3 and rest.empty
 
 
 def test_training_findings_compare_points_of_one_curve():
-    text = E.training_findings({"m": _history(5)})[0]
+    text = training.training_findings({"m": _history(5)})[0]
     # the final ELBO is the last epoch's (full evaluation set); the change is epochs 3 -> 4 on
     # the 2,000-digit curve (+1.00), not the -53 nats jump between the two subsets
     assert "test ELBO -150.00 nats after 5 epoch(s) on 10,000 test digits" in text
@@ -154,14 +166,14 @@ def test_training_findings_compare_points_of_one_curve():
     assert "train minus test ELBO +10.00 nats" in text
     falling = _history(5)
     falling.loc[3, "test_elbo"] = -99.0     # epoch 4 below epoch 3 on the curve
-    assert "no longer improving" in E.training_findings({"m": falling})[0]
+    assert "no longer improving" in training.training_findings({"m": falling})[0]
 
 
 def test_learning_curves_draw_the_final_evaluation_apart():
     import matplotlib
 
     matplotlib.use("Agg")
-    fig = E.plot_learning_curves({"m": _history(5)}, terms=("elbo",))
+    fig = tf.plot_learning_curves({"m": _history(5)}, terms=("elbo",))
     lines = fig.axes[0].get_lines()
     test_curve = next(ln for ln in lines if ln.get_label() == "m")
     assert list(test_curve.get_xdata()) == [1, 2, 3, 4]           # not joined to the final point
@@ -182,12 +194,12 @@ def test_variants_of_one_kind_are_drawn_apart():
                            for lab, kind in (("A", "affine-tvae"), ("A (mean-diag)", "affine-tvae"),
                                              ("V", "vae"))
                            for k in (1, 10, 100)])
-    lines = {ln.get_label(): ln for ln in E.plot_ll_vs_k(curves).axes[0].get_lines()}
+    lines = {ln.get_label(): ln for ln in tf.plot_ll_vs_k(curves).axes[0].get_lines()}
     style = {lab: (ln.get_color(), ln.get_linestyle(), ln.get_marker()) for lab, ln in lines.items()}
-    assert style["A"][0] == style["A (mean-diag)"][0] == E.COLORS["affine-tvae"]   # one colour per kind
+    assert style["A"][0] == style["A (mean-diag)"][0] == R.COLORS["affine-tvae"]   # one colour per kind
     assert len(set(style.values())) == 3                                          # yet no two alike
     digits = curves.assign(kl=curves.k.astype(float), gap=1.0)
-    fig = E.plot_gap_vs_kl(digits)
+    fig = tf.plot_gap_vs_kl(digits)
     markers = [ax.collections[0].get_paths()[0].vertices.shape for ax in fig.axes[:2]]
     assert markers[0] != markers[1]
     assert fig.axes[0].get_xlim()[1] == pytest.approx(1.1 * digits[digits.label == "A"].kl.max())
@@ -203,7 +215,7 @@ def test_table1_plot_marks_every_paper_row_without_labels():
                         "test": t} for i, d, pt, t in rows]
                       + [{"input": "tps-dtvae", "dim": 8, "protocol": "paper-C", "row_kind": "ours",
                           "paper_test": np.nan, "test": 90.0}])
-    fig = E.plot_table1(df)
+    fig = tf.plot_table1(df)
     ax = fig.axes[0]
     points = [ln for ln in ax.get_lines() if ln.get_linestyle() == "None"]
     drawn = sorted((ln.get_xdata()[0], ln.get_ydata()[0]) for ln in points)
@@ -220,31 +232,31 @@ def test_table1_plot_marks_every_paper_row_without_labels():
 def tiny(tiny_mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Profile:
     """A profile on the synthetic 200/50 MNIST, 1 epoch, a private model cache."""
     monkeypatch.setenv("TVAE_CACHE", str(tmp_path / "cache"))
-    E.forget()
+    store.forget()
     yield Profile("tiny", train_size=None, epochs=1, zdims=(2, 4), probe_dims=(8,), test_size=40,
                   probe_train=180, ll_k=6, ll_n=12, seeds=(0,), rot_epochs=1, device="cpu",
                   data_dir=str(tiny_mnist_root))
-    E.forget()
+    store.forget()
 
 
 def test_recon_vs_dim_on_tiny_data(tiny, tmp_path):
-    df = E.recon_vs_dim(tiny, out_dir=tmp_path)
-    assert list(df.columns[:6]) == E.RECON_COLUMNS
-    assert len(df) == len(E.PAPER_KINDS) * 2
+    df = ld.recon_vs_dim(tiny, out_dir=tmp_path)
+    assert list(df.columns[:6]) == ld.RECON_COLUMNS
+    assert len(df) == len(R.PAPER_KINDS) * 2
     assert dict(zip(df.model, df.dim_u, strict=True)) == {"vae": 0, "affine-tvae": 6, "tps-tvae": 18,
                                                           "affine-dtvae": 6}
     np.testing.assert_allclose(df.test_elbo, -(df.test_bce + df.test_kl_z + df.test_kl_u), rtol=1e-7)
     assert (df.test_bce > 0).all() and (df.test_kl_z >= 0).all() and (df.test_kl_u == 0).all()
     assert (df.latent_total == df.dim_z + df.dim_u).all() and (df.n_test == 40).all()
     back = pd.read_csv(tmp_path / "recon_vs_dim.csv")
-    pd.testing.assert_frame_equal(back[E.RECON_COLUMNS], df[E.RECON_COLUMNS], check_dtype=False)
+    pd.testing.assert_frame_equal(back[ld.RECON_COLUMNS], df[ld.RECON_COLUMNS], check_dtype=False)
     # the numbers are the models' own terms on the first test_size test digits
-    model, _ = E.trained(tiny, tiny.config("vae", 4))
-    terms = ev.elbo_terms(model, tiny.test_x(), seed=0)
+    model, _ = store.trained(tiny, tiny.config("vae", 4))
+    terms = ev.elbo_terms(model, store.test_x(tiny), seed=0)
     assert df[(df.model == "vae") & (df.dim_z == 4)].test_bce.item() == pytest.approx(terms["bce"])
     # the training log of train_all agrees with the cache
     log: list[str] = []
-    runs = E.train_all(tiny, E.exp1_models(tiny), log=log.append)
+    runs = training.train_all(tiny, R.exp1_models(tiny), log=log.append)
     assert runs.cached.all() and len(log) == len(runs) == 8
     assert (runs.train_seconds > 0).all() and runs.test_elbo.notna().all()
 
@@ -252,11 +264,11 @@ def test_recon_vs_dim_on_tiny_data(tiny, tmp_path):
 def test_denoising_table_on_tiny_data(tiny, tmp_path):
     from tvae.models import log_bernoulli
 
-    model, _ = E.trained(tiny, tiny.config("vae", 2))
-    df = E.denoising_table(tiny, {"VAE": model}, out_dir=tmp_path)
-    assert len(df) == 2 * len(E.DENOISING_SETTINGS)
+    model, _ = store.trained(tiny, tiny.config("vae", 2))
+    df = rc.denoising_table(tiny, {"VAE": model}, out_dir=tmp_path)
+    assert len(df) == 2 * len(rc.DENOISING_SETTINGS)
     assert pd.read_csv(tmp_path / "denoising.csv").shape == df.shape
-    x = tiny.test_x()
+    x = store.test_x(tiny)
     noisy = ev.add_noise(x, "gaussian", 0.4, seed=tiny.seed)
     row = df[(df.noise == "gaussian") & (df.level == 0.4)].set_index("model")
     assert row.loc["VAE", "bce"] == pytest.approx(ev.reconstruction_error(model, noisy, target=x)["bce"])
@@ -264,7 +276,7 @@ def test_denoising_table_on_tiny_data(tiny, tmp_path):
     clean = df[df.noise == "clean"].set_index("model")
     assert clean.loc["VAE", "bce"] == pytest.approx(ev.reconstruction_error(model, x)["bce"])
     assert (df.n_test == len(x)).all() and set(df.dim_z) == {0, 2}
-    assert len(E.denoising_verdicts(df.assign(model=df.model.replace("VAE", "Affine-TVAE"))
+    assert len(D.denoising_verdicts(df.assign(model=df.model.replace("VAE", "Affine-TVAE"))
                                     .pipe(lambda f: pd.concat([f, df[df.model == "VAE"]])))) == 1
 
 
@@ -275,22 +287,22 @@ def test_results_name_separates_overrides(tmp_path):
     assert tvae.resolve("paper", train_size=500).results_name == "paper-train500"
     P = tvae.resolve("smoke", seed=2)
     assert P.results_dir(tmp_path) == tmp_path / "smoke-seed2" and (tmp_path / "smoke-seed2").is_dir()
-    E.write_csv(pd.DataFrame({"a": [1]}), P.results_dir(tmp_path) / "x.csv")
-    assert E.read_result(P, "x", root=tmp_path).a.tolist() == [1]
-    assert E.read_result(tvae.resolve("smoke"), "x", root=tmp_path) is None   # not the override's
+    io.write_csv(pd.DataFrame({"a": [1]}), P.results_dir(tmp_path) / "x.csv")
+    assert D.read_result(P, "x", root=tmp_path).a.tolist() == [1]
+    assert D.read_result(tvae.resolve("smoke"), "x", root=tmp_path) is None   # not the override's
 
 
 def test_table1_on_tiny_data(tiny, tmp_path):
-    df = E.table1(tiny, kinds=("vae", "affine-tvae"), out_dir=tmp_path)
-    assert list(df.columns[:9]) == E.TABLE1_COLUMNS
+    df = T1.table1(tiny, kinds=("vae", "affine-tvae"), out_dir=tmp_path)
+    assert list(df.columns[:9]) == T1.TABLE1_COLUMNS
     inputs = ["raw", "pca", "vae", "affine-tvae", "vae+adam", "affine-tvae+adam"]
     assert sorted(set(df.input)) == sorted(inputs)
     assert len(df) == 2 * len(inputs)
     for i in inputs:
-        assert sorted(df[df.input == i].protocol) == sorted(E.PROTOCOLS)
+        assert sorted(df[df.input == i].protocol) == sorted(T1.PROTOCOLS)
     for r in df.itertuples():
         kind = r.input.removesuffix("+adam")
-        assert (r.paper_cv_mean, r.paper_cv_std, r.paper_test) == E.PAPER_TABLE1[(kind, r.dim)]
+        assert (r.paper_cv_mean, r.paper_cv_std, r.paper_test) == T1.PAPER_TABLE1[(kind, r.dim)]
         assert r.diff_test == pytest.approx(r.test - r.paper_test)
         assert 0 <= r.test <= 100 and 0 <= r.cv_mean <= 100 and r.cv_std >= 0
         assert r.n_train == 180 and r.n_test == 40
@@ -303,55 +315,59 @@ def test_table1_on_tiny_data(tiny, tmp_path):
     assert len(common) == 1 and common <= set(ev.C_GRID)
     # the raw row is the probe of the pixels themselves
     raw = df[(df.input == "raw") & (df.protocol == "paper-C")].iloc[0]
-    d = tiny.data()
+    d = store.data(tiny)
     want = ev.linear_probe(d.x_train[:180].double().numpy(), d.y_train[:180].numpy(),
                            d.x_test[:40].double().numpy(), d.y_test[:40].numpy(), 1.0)
     assert raw.test == pytest.approx(want["test"])
     # codes are the models' posterior means
-    ftr, _, fte, _ = E.probe_features(tiny, E.probe_rows(tiny, kinds=("vae",), modern=False)[2])
-    model, _ = E.trained(tiny, tiny.config("vae", 8))
+    ftr, _, fte, _ = T1.probe_features(tiny, T1.probe_rows(tiny, kinds=("vae",), modern=False)[2])
+    model, _ = store.trained(tiny, tiny.config("vae", 8))
     np.testing.assert_allclose(fte, model.encode(d.x_test[:40]).mu_z.double().detach().numpy(), rtol=1e-6)
     assert ftr.shape == (180, 8)
     # deterministic: recomputed from scratch (features and probes), the same numbers
-    E.forget()
-    again = E.table1(tiny, kinds=("vae", "affine-tvae"), write=False)
+    store.forget()
+    again = T1.table1(tiny, kinds=("vae", "affine-tvae"), write=False)
     pd.testing.assert_frame_equal(again.drop(columns="seconds"), df.drop(columns="seconds"))
     back = pd.read_csv(tmp_path / "table1.csv")
     np.testing.assert_allclose(back.test, df.test)
-    view = E.table1_view(df)
+    view = T1.table1_view(df)
     assert list(view.index[:2]) == ["Raw MNIST (784)", "PCA (8)"]
 
 
 def test_likelihood_on_tiny_data(tiny, tmp_path):
     cfgs = [tiny.config("vae", 4), tiny.config("affine-tvae", 4, prior="mean-diag")]
-    df = E.likelihood_table(tiny, configs=cfgs, out_dir=tmp_path)
-    assert list(df.columns) == E.LIKELIHOOD_COLUMNS
+    df = vg.likelihood_table(tiny, configs=cfgs, out_dir=tmp_path)
+    assert list(df.columns) == vg.LIKELIHOOD_COLUMNS
     assert (df.k == 6).all() and (df.n == 12).all()
     for cfg in cfgs:
-        d = E.likelihood_digits(tiny, cfg)
+        d = vg.likelihood_digits(tiny, cfg)
         assert len(d) == 12
         assert (d.log_likelihood >= d.elbo - 1e-9).all()  # Jensen, on the same draws
-        w = E.log_weights(tiny, cfg)
+        w = vg.log_weights(tiny, cfg)
         assert w["lw"].shape == (12, 6)
-        curve = E.likelihood_vs_k(tiny, cfg)
+        curve = vg.likelihood_vs_k(tiny, cfg)
         assert list(curve.k) == [1, 2, 5, 6]
         assert curve.log_likelihood.iloc[0] == pytest.approx(w["lw"][:, 0].mean())
         assert curve.log_likelihood.iloc[-1] == pytest.approx(d.log_likelihood.mean())
-        model, _ = E.trained(tiny, cfg)
-        post = model.encode(tiny.test_x()[:12])
+        model, _ = store.trained(tiny, cfg)
+        post = model.encode(store.test_x(tiny)[:12])
         np.testing.assert_allclose(d.kl_z, kl_std_normal(post.mu_z, post.logsigma_z).detach().numpy(),
                                    rtol=1e-5)
     vae, pose = df.iloc[0], df.iloc[1]
     assert vae.kl_u == 0 and pose.kl_u > 0  # the Gaussian pose prior integrates u' too
     assert vae.gap == pytest.approx(vae.log_likelihood - vae.elbo)
+    # se_gap: the sample s.d. of the per-digit gaps (n - 1 in the denominator) over sqrt(n)
+    gaps = vg.likelihood_digits(tiny, cfgs[0]).gap.to_numpy()
+    assert vae.se_gap == pytest.approx(np.std(gaps, ddof=1) / math.sqrt(12))
+    assert vae.se_gap == pytest.approx(math.sqrt(((gaps - gaps.mean()) ** 2).sum() / 11) / math.sqrt(12))
     assert (df.gap >= 0).all()
     # the importance-sampled estimate is the model's own log_likelihood with the same draws
-    model, _ = E.trained(tiny, cfgs[0])
+    model, _ = store.trained(tiny, cfgs[0])
     gen = torch.Generator().manual_seed(0)
-    ll = model.log_likelihood(tiny.test_x()[:12], 6, gen).double().numpy()
-    np.testing.assert_allclose(E.likelihood_digits(tiny, cfgs[0]).log_likelihood, ll, rtol=1e-5)
+    ll = model.log_likelihood(store.test_x(tiny)[:12], 6, gen).double().numpy()
+    np.testing.assert_allclose(vg.likelihood_digits(tiny, cfgs[0]).log_likelihood, ll, rtol=1e-5)
     assert (tmp_path / "likelihood.csv").is_file()
-    assert "k = 6 importance samples on 12 test digits" in E.likelihood_findings(df)[0]
+    assert "k = 6 importance samples on 12 test digits" in vg.likelihood_findings(df)[0]
 
 
 def test_verdicts_follow_their_rules():
@@ -362,26 +378,26 @@ def test_verdicts_follow_their_rules():
         for z, b in zip((2, 10, 20, 40), bces, strict=True):
             rows.append({"model": m, "dim_z": z, "dim_u": du, "test_bce": float(b), "latent_total": z + du})
     recon = pd.DataFrame(rows)
-    v = E.verdicts(recon=recon).set_index("claim").verdict
-    assert list(v) == [E.REPRODUCED, E.REPRODUCED, E.REPRODUCED]
+    v = D.verdicts(recon=recon).set_index("claim").verdict
+    assert list(v) == [D.REPRODUCED, D.REPRODUCED, D.REPRODUCED]
     # claim 3 ranks by the same-total advantage of claim 2, not by raw BCE (which favours TPS's
     # 18 extra numbers): TPS-TVAE -9.5, Affine-DTVAE -6.0, Affine-TVAE -3.4 nats
-    ev3 = E.verdicts(recon=recon).evidence.iloc[2]
+    ev3 = D.verdicts(recon=recon).evidence.iloc[2]
     assert ev3.endswith("TPS-TVAE -9.5 nats, Affine-DTVAE -6.0 nats, Affine-TVAE -3.4 nats")
     worse = recon.assign(test_bce=np.where(recon.model == "tps-tvae", recon.test_bce + 100, recon.test_bce))
-    v = E.verdicts(recon=worse).verdict.tolist()
-    assert v[1] == E.PARTLY and v[2] == E.PARTLY  # TPS-TVAE no longer better, no longer in the top two
+    v = D.verdicts(recon=worse).verdict.tolist()
+    assert v[1] == D.PARTLY and v[2] == D.PARTLY  # TPS-TVAE no longer better, no longer in the top two
     monotone = recon.assign(test_bce=np.where(recon.model == "vae", 200 - recon.dim_z, recon.test_bce))
-    assert E.verdicts(recon=monotone).verdict.iloc[0] == E.NOT_REPRODUCED
-    assert E.verdicts(recon=recon[recon.dim_z <= 10]).verdict.iloc[0] == E.UNTESTED
+    assert D.verdicts(recon=monotone).verdict.iloc[0] == D.NOT_REPRODUCED
+    assert D.verdicts(recon=recon[recon.dim_z <= 10]).verdict.iloc[0] == D.UNTESTED
     # experiment 6: gap / KL within [0.5, 2] for one model of two
     lk = pd.DataFrame({"gap": [1.0, 10.0], "kl": [1.5, 1.0], "gap_over_kl": [1 / 1.5, 10.0], "k": [100, 100],
                        "label": ["a", "b"]})
-    v = E.verdicts(likelihood=lk)
-    assert v.verdict.item() == E.PARTLY and "1 of 2 models" in v.evidence.item()
+    v = D.verdicts(likelihood=lk)
+    assert v.verdict.item() == D.PARTLY and "1 of 2 models" in v.evidence.item()
     # denoising: a transformer that wins every noisy setting, one that wins none
     den = pd.DataFrame({"noise": ["clean", "gaussian", "gaussian"] * 3, "level": [0, 0.2, 0.4] * 3,
                         "model": ["VAE"] * 3 + ["A"] * 3 + ["B"] * 3,
                         "bce": [1, 5, 6, 1, 4, 5, 1, 6, 7]})
-    v = E.verdicts(denoising=den)
-    assert v.verdict.item() == E.PARTLY and "A 2, B 0" in v.evidence.item()
+    v = D.verdicts(denoising=den)
+    assert v.verdict.item() == D.PARTLY and "A 2, B 0" in v.evidence.item()

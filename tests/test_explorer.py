@@ -14,6 +14,7 @@ import torch
 
 from tvae import MODELS, Config, build_model, warps
 from tvae import explorer as E
+from tvae.book.registry import LABELS
 from tvae.cache import get_model
 
 SMOKE = {"train_size": 300, "epochs": 1, "zdim": 8}
@@ -147,7 +148,7 @@ def test_export_round_trip_and_numpy_decoder(trained, tmp_path):
             err = np.abs(x - ref[0].double().numpy()).max()
             assert err < 1 / 255, (name, trial, err)
     frame = E.summary_frame(summary)
-    assert list(frame.index) == [E.MODEL_LABELS[k] for k in MODELS]
+    assert list(frame.index) == [LABELS[k] for k in MODELS]
     assert (frame["JS file (kB)"] > frame["weights (kB)"]).all()
     print("\n" + frame.to_string())
 

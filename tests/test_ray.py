@@ -31,7 +31,7 @@ import pytest
 import ray
 import torch
 
-from tvae import experiments as ex
+from tvae.book import registry, store
 from tvae.cache import entry_path, train_unless_busy
 from tvae.engines import ATTEMPTS_ENV, SCRATCH_DIR, train_on_ray
 from tvae.errors import EngineError
@@ -81,14 +81,15 @@ def attempts(folder: Path, cfg) -> int:
 
 def scratch(P, cfg) -> Path:
     """The task's scratch checkpoint on this node (``tvae.engines._train_task``)."""
-    return entry_path(cfg, ex.data_for(P, cfg).identity,
+    return entry_path(cfg, store.data_for(P, cfg).identity,
                       Path(tempfile.gettempdir()) / f"{SCRATCH_DIR}-{os.getuid()}")
 
 
 def local_entry(P, cfg, root: Path) -> Path:
     """``cfg`` trained by the local engine's primitive, in this process; its entry."""
-    assert train_unless_busy(cfg, ex.data_for(P, cfg), root=root, device="cpu", progress=False) == "trained"
-    return entry_path(cfg, ex.data_for(P, cfg).identity, root)
+    data = store.data_for(P, cfg)
+    assert train_unless_busy(cfg, data, root=root, device="cpu", progress=False) == "trained"
+    return entry_path(cfg, data.identity, root)
 
 
 def assert_same_weights(a: Path, b: Path) -> None:
@@ -150,11 +151,12 @@ def test_models_trained_on_ray_equal_local_training(cluster, smoke, tmp_path):
     assert [o.state for o in out] == ["trained"] * 2, lines
     assert [attempts(cluster, c) for c in cfgs] == [1, 1]
     for c in cfgs:
-        entry = entry_path(c, ex.data_for(smoke, c).identity, tmp_path / "ray")
+        entry = entry_path(c, store.data_for(smoke, c).identity, tmp_path / "ray")
         assert_same_weights(entry, local_entry(smoke, c, tmp_path / "local"))
         assert not scratch(smoke, c).exists()
     assert cache_files(tmp_path / "ray") == cache_files(tmp_path / "local")  # same names, no temp files
-    assert sum(ln.startswith(ex.label(c) + " ") and "trained in" in ln for c in cfgs for ln in lines) == 2
+    assert sum(ln.startswith(registry.label(c) + " ") and "trained in" in ln
+               for c in cfgs for ln in lines) == 2
 
     lines.clear()  # a second run: everything cached, no task started
     out = train_on_ray(smoke, cfgs, root=tmp_path / "ray", progress=False, log=lines.append)
@@ -170,7 +172,7 @@ def test_killed_worker_is_retried_and_resumes_to_the_same_weights(cluster, smoke
     run = threading.Thread(target=lambda: out.extend(
         train_on_ray(smoke, [cfg], root=tmp_path / "ray", progress=False, log=lambda s: None)))
     run.start()
-    pid = kill_task_when(ex.label(cfg), scratch(smoke, cfg).exists)  # after its first epoch
+    pid = kill_task_when(registry.label(cfg), scratch(smoke, cfg).exists)  # after its first epoch
     run.join(120)
     assert not run.is_alive()
     (o,) = out
@@ -178,7 +180,7 @@ def test_killed_worker_is_retried_and_resumes_to_the_same_weights(cluster, smoke
     assert 1 <= o.resumed_from < 8          # the retry went on from the killed run's checkpoint
     lines = (cluster / cfg.key()).read_text().split()
     assert len(lines) == 2 and lines[0] == str(pid) and lines[1] != str(pid)
-    assert_same_weights(entry_path(cfg, ex.data_for(smoke, cfg).identity, tmp_path / "ray"),
+    assert_same_weights(entry_path(cfg, store.data_for(smoke, cfg).identity, tmp_path / "ray"),
                          local_entry(smoke, cfg, tmp_path / "local"))
     assert not scratch(smoke, cfg).exists()
     assert cache_files(tmp_path / "ray") == cache_files(tmp_path / "local")
@@ -196,7 +198,7 @@ def test_failures_are_reported_once_and_the_other_models_go_on(cluster, smoke, t
         smoke, [lost, big_batch, nan, good], root=tmp_path, max_retries=0, progress=False,
         log=lines.append)))
     run.start()
-    kill_task_when(ex.label(lost), scratch(smoke, lost).exists)
+    kill_task_when(registry.label(lost), scratch(smoke, lost).exists)
     run.join(120)
     assert not run.is_alive()
     by = {o.config.key(): o for o in out}
@@ -207,9 +209,9 @@ def test_failures_are_reported_once_and_the_other_models_go_on(cluster, smoke, t
     assert by[nan.key()].error.startswith("non-finite loss")
     assert [attempts(cluster, c) for c in (lost, big_batch, nan, good)] == [1, 1, 1, 1]
     for c in (lost, big_batch, nan):
-        (line,) = [ln for ln in lines if ln.startswith(f"FAILED {ex.label(c)}: ")]
+        (line,) = [ln for ln in lines if ln.startswith(f"FAILED {registry.label(c)}: ")]
         assert "\n" not in line
-    good_entry = entry_path(good, ex.data_for(smoke, good).identity, tmp_path)
+    good_entry = entry_path(good, store.data_for(smoke, good).identity, tmp_path)
     assert cache_files(tmp_path) == [good_entry.name]   # nothing half-written for the failures
     assert not any(scratch(smoke, c).exists() for c in (big_batch, nan, good))
 
@@ -233,7 +235,7 @@ def test_store_checkpoint_takes_only_the_complete_checkpoint_of_its_entry(smoke,
     cfg = smoke.config("vae", 2, seed=13)
     src = local_entry(smoke, cfg, tmp_path / "local")
     state = torch.load(src, weights_only=False)
-    identity = ex.data_for(smoke, cfg).identity
+    identity = store.data_for(smoke, cfg).identity
     for change in ({"epoch": 1}, {"complete": False}, {"data_identity": "0" * 16}, {"format_version": 99}):
         with pytest.raises(CheckpointError, match=f"does not match its cache entry .*{next(iter(change))}"):
             store_checkpoint(cfg, identity, {**state, **change}, tmp_path / "store")
@@ -273,7 +275,7 @@ def test_smoke_profile_through_a_ray_cluster_and_the_default_engine_without_ray(
     initialisation and mean pose); then, in processes where Ray cannot be imported, ``--engine
     ray`` says how to install it and the default engine fills a copy of that cache from which
     three entries were removed, bit-identically."""
-    n = len(ex.needed_models(resolve("smoke")))
+    n = len(registry.needed_models(resolve("smoke")))
     address = ray.get_runtime_context().gcs_address
     r = run_script(["--profile", "smoke", "-p", "epochs", "0", "--engine", "ray"],
                    {"RAY_ADDRESS": address, "TVAE_CACHE": str(tmp_path / "ray"),

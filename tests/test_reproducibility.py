@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tvae import experiments as E
+from tvae.book import store
+from tvae.book import table1 as T1
 from tvae.profiles import Profile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,11 +31,11 @@ def _tiny(root: Path, seed: int) -> Profile:
 
 def _table1(root: Path, seed: int, cache: Path, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
     monkeypatch.setenv("TVAE_CACHE", str(cache))
-    E.forget()
+    store.forget()
     try:
-        df = E.table1(_tiny(root, seed), kinds=("vae", "affine-tvae"), modern=False, write=False)
+        df = T1.table1(_tiny(root, seed), kinds=("vae", "affine-tvae"), modern=False, write=False)
     finally:
-        E.forget()
+        store.forget()
     return df.drop(columns=[c for c in TIMING if c in df.columns])
 
 

@@ -19,9 +19,12 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .config import Config
+from .data import load_dataset
 from .errors import CheckpointError
+from .io import FORMAT_VERSION, read_checkpoint, save_checkpoint
 from .models import VAE
-from .train import FORMAT_VERSION, MODEL_VERSION, load_model, read_checkpoint, select_device, train
+from .runtime import select_device
+from .train import MODEL_VERSION, load_model, train
 
 
 def cache_dir(root: str | Path | None = None) -> Path:
@@ -53,8 +56,6 @@ def get_model(config: Config, data=None, *, data_dir: str | Path | None = None,
     """The trained model of ``config`` (trained now if not cached) and its checkpoint dict
     (``history``, ``config``, ``data_identity``...). ``data``: a :class:`tvae.data.Dataset`,
     else loaded as the config says."""
-    from .data import load_dataset
-
     dev = select_device(device)
     if data is None:
         data = load_dataset(config.dataset, data_dir, device=dev, train_size=config.train_size,
@@ -99,13 +100,12 @@ def store_checkpoint(config: Config, data_identity: str, state: dict,
                      root: str | Path | None = None) -> str:
     """Write ``state``, a checkpoint of ``config`` trained on data ``data_identity`` by another
     process or machine, into ``config``'s cache entry: under the entry's lock, atomically
-    (:func:`tvae.train.save_checkpoint`, as local training writes it).
+    (:func:`tvae.io.save_checkpoint`, as local training writes it).
 
     Returns ``'stored'``, or ``'cached'`` when a complete entry appeared meanwhile (left as is).
     A ``state`` that is not a complete checkpoint of this config, data, format and model version
     raises :class:`CheckpointError` and writes nothing.
     """
-    from .train import save_checkpoint  # local training's atomic writer
 
     path = entry_path(config, data_identity, root)
     want = {"format_version": FORMAT_VERSION, "model_version": MODEL_VERSION, "complete": True,

@@ -1,9 +1,13 @@
-"""The command line: ``python -m tvae train | evaluate | sample | profile``.
+"""The command line: ``tvae train | evaluate | sample | profile`` (also ``python -m tvae``).
 
-    python -m tvae train --model tps-tvae --zdim 8 --epochs 1 --train-size 2000 --out model.pt
-    python -m tvae evaluate model.pt --k 100
-    python -m tvae sample model.pt --n 64 --out samples.png
-    python -m tvae profile quick
+    tvae train --model tps-tvae --zdim 8 --epochs 1 --train-size 2000 --out model.pt
+    tvae evaluate model.pt --k 100
+    tvae sample model.pt --n 64 --out samples.png
+    tvae profile quick
+
+Defaults are those of :class:`tvae.config.Config` (the paper's settings), read from it; every
+flag that takes one of a fixed set of names lists them (``choices``). ``-q`` silences
+everything but errors and the command's own output (``evaluate``'s and ``profile``'s JSON).
 
 Every problem a user can cause ends the program with one line on stderr,
 ``tvae: error: <what is wrong; what to do>``, no traceback, and exit status 2 for bad flags
@@ -17,14 +21,17 @@ and says how to resume from the last checkpoint.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 
+import torch
+
+from . import __version__
 from .config import (
     DATASETS,
     INITS,
@@ -35,11 +42,27 @@ from .config import (
     SAMPLINGS,
     TPS_STARTS,
     Config,
+    default_tps_start,
 )
+from .data import load_dataset
 from .errors import ConfigError, TVAEError
+from .io import atomic_path, read_checkpoint
+from .profiles import PROFILES, resolve
+from .rawdata import FOLDERS, data_root
+from .runtime import choose_threads, select_device
+from .train import load_model, train
 
-PROG = "python -m tvae"
+PROG = "tvae"
+"""The installed command (``[project.scripts]`` in pyproject.toml), named in every message."""
+
 EXIT_INTERRUPTED = 130
+
+DEFAULTS = Config()
+"""Where the flags of ``train`` take their defaults: the Config's own (the paper's settings)."""
+
+_CHECKED_ELSEWHERE = {f.name for f in dataclasses.fields(Config)} | {"name"}
+"""Destinations whose ``choices`` Config (or :func:`tvae.resolve`, for ``profile NAME``)
+validates itself, with its own message."""
 
 
 class UsageError(Exception):
@@ -52,99 +75,79 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # noqa: D102 - argparse API
         raise UsageError(f"{message}; see `{self.prog} --help`")
 
-
-def _names(options) -> str:
-    return ", ".join(options)
+    def _check_value(self, action, value):  # argparse's hook for `choices`
+        # Choices of a Config field (and the profile name) are listed by argparse but checked by
+        # Config (tvae.resolve), so that the command line and Python report a bad name with one
+        # message (tests/test_errors.py).
+        if action.dest not in _CHECKED_ELSEWHERE:
+            super()._check_value(action, value)
 
 
 # --------------------------------------------------------------------------- parser ----
-def _threads_flag(p: argparse.ArgumentParser) -> None:
+def _common_flags(p: argparse.ArgumentParser, quiet: bool = True) -> None:
     p.add_argument("--threads", type=int, default=None, metavar="T",
                    help="torch CPU threads (default $TVAE_THREADS, else the cores not already busy "
                         "by the 1-minute load average, at least 1)")
+    if quiet:
+        p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
 
-def choose_threads(requested: int | None = None) -> int:
-    """Set and return torch's CPU thread count: ``requested``, else ``$TVAE_THREADS``, else
-    ``cores - round(load average)`` clamped to ``1..cores``.
-
-    The load-aware default matters on shared machines: with every core already busy, a
-    second torch thread makes an epoch 10-20 x slower (benchmarks/README.md).
-    """
-    from .train import configure_threads
-
-    if requested is not None:
-        if requested < 1:
-            raise ConfigError(f"--threads must be >= 1, got {requested}")
-        return configure_threads(requested)
-    if os.environ.get("TVAE_THREADS"):
-        return configure_threads()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        busy = round(os.getloadavg()[0])
-    except OSError:  # not available on this platform
-        busy = 0
-    return configure_threads(max(1, min(cores, cores - busy)))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m tvae`` (sub-commands train, evaluate, sample, profile)."""
-    p = _Parser(prog=PROG, description="Transformer VAEs (Vivé 2017): train, evaluate, sample.",
-                epilog="Run `python -m tvae COMMAND --help` for the flags of a command. Data come "
-                       "from --data-dir, else $TVAE_DATA, else ./data (MNIST/raw/ IDX files).")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
-
+def _train_parser(sub) -> None:
+    """``tvae train``: the Config's fields as flags, their defaults read from it."""
+    d = DEFAULTS
     t = sub.add_parser("train", help="train a model and write its checkpoint",
                        description="Train a model and write its checkpoint after every epoch "
                                    "(atomically); print a one-line summary at the end.")
-    t.add_argument("--model", required=True, metavar="KIND",
-                   help=f"model kind, one of {_names(MODELS)} (tps-dtvae is ours, not the paper's)")
+    t.add_argument("--model", required=True, choices=MODELS,
+                   help="model kind (tps-dtvae is ours, not the paper's)")
     t.add_argument("--zdim", required=True, type=int, metavar="N",
                    help="dimension of the shape code z (>= 1)")
-    t.add_argument("--prior", default="flat", metavar="P",
-                   help=f"pose prior, one of {_names(PRIORS)} (default flat; pose models only; "
-                        "reparam5-diag for affine models only)")
-    t.add_argument("--rank", type=int, default=None, metavar="R",
+    t.add_argument("--prior", default=d.prior, choices=PRIORS,
+                   help=f"pose prior (default {d.prior}; pose models only; reparam5-diag for affine "
+                        "models only)")
+    t.add_argument("--rank", type=int, default=d.rank, metavar="R",
                    help="rank of the lowrank prior, 1..dim u (6 affine, 2*grid^2 TPS); "
                         "only with --prior lowrank")
-    t.add_argument("--epochs", type=int, default=50, metavar="N",
-                   help="training epochs (default 50, the paper's)")
-    t.add_argument("--batch-size", type=int, default=100, metavar="B", help="minibatch size (default 100)")
-    t.add_argument("--train-size", type=int, default=None, metavar="N",
+    t.add_argument("--epochs", type=int, default=d.epochs, metavar="N",
+                   help=f"training epochs (default {d.epochs}, the paper's)")
+    t.add_argument("--batch-size", type=int, default=d.batch_size, metavar="B",
+                   help=f"minibatch size (default {d.batch_size})")
+    t.add_argument("--train-size", type=int, default=d.train_size, metavar="N",
                    help="train on a seeded class-stratified subset of N digits (default: all 60,000; "
                         "1,500 for rot-mnist)")
-    t.add_argument("--dataset", default="mnist", metavar="NAME",
-                   help=f"dataset, one of {_names(DATASETS)} (default mnist)")
+    t.add_argument("--dataset", default=d.dataset, choices=DATASETS,
+                   help=f"dataset (default {d.dataset})")
     t.add_argument("--data-dir", default=None, metavar="D",
                    help="data root holding MNIST/raw/ (default $TVAE_DATA, else ./data)")
     t.add_argument("--device", default=None, metavar="D",
                    help="cpu, cuda, cuda:N, mps or auto (default auto: CUDA, else MPS, else the CPU)")
-    t.add_argument("--seed", type=int, default=0, metavar="S",
-                   help="seed of the weights, batches, noise and data subset (default 0)")
-    t.add_argument("--optimizer", default="adadelta", metavar="OPT",
-                   help=f"one of {_names(OPTIMIZERS)} (default adadelta, the paper's)")
-    t.add_argument("--lr", type=float, default=None, metavar="LR",
-                   help="learning rate (default 1.0 for adadelta, 1e-3 for adam)")
-    t.add_argument("--likelihood", default="bernoulli", metavar="L",
-                   help=f"one of {_names(LIKELIHOODS)} (default bernoulli, the paper's)")
-    t.add_argument("--grid", type=int, default=3, metavar="S", help="TPS control grid size S x S (default 3)")
-    t.add_argument("--tps-start", default=None, metavar="START",
-                   help=f"initial TPS warp of the flat prior, one of {_names(TPS_STARTS)} "
-                        "(default: double for tps-tvae, the original code's 2x zoom-out; "
-                        "identity for the others)")
-    t.add_argument("--hidden", default="256,256", metavar="SIZES",
+    t.add_argument("--seed", type=int, default=d.seed, metavar="S",
+                   help=f"seed of the weights, batches, noise and data subset (default {d.seed})")
+    t.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS,
+                   help=f"optimiser (default {d.optimizer}, the paper's)")
+    t.add_argument("--lr", type=float, default=d.lr, metavar="LR",
+                   help="learning rate (default: " + ", ".join(
+                       f"{d.replace(optimizer=o).learning_rate:g} for {o}" for o in OPTIMIZERS) + ")")
+    t.add_argument("--likelihood", default=d.likelihood, choices=LIKELIHOODS,
+                   help=f"pixel likelihood (default {d.likelihood}, the paper's)")
+    t.add_argument("--grid", type=int, default=d.grid, metavar="S",
+                   help=f"TPS control grid size S x S (default {d.grid})")
+    t.add_argument("--tps-start", default=None, choices=TPS_STARTS,
+                   help="initial TPS warp of the flat prior (default: "
+                        f"{default_tps_start('tps-tvae')} for tps-tvae, the original code's 2x "
+                        f"zoom-out; {default_tps_start('tps-dtvae')} for the others)")
+    t.add_argument("--hidden", default=",".join(map(str, d.hidden)), metavar="SIZES",
                    help="hidden layer sizes of the encoder and decoder networks, comma-separated "
-                        "(default 256,256, the paper's 2 x 256)")
-    t.add_argument("--loc-hidden", default="128", metavar="SIZES",
+                        f"(default {','.join(map(str, d.hidden))}, the paper's 2 x 256)")
+    t.add_argument("--loc-hidden", default=",".join(map(str, d.loc_hidden)), metavar="SIZES",
                    help="hidden layer sizes of the DTVAE's localisation net, comma-separated "
-                        "(default 128)")
-    t.add_argument("--init", default="glorot", metavar="INIT",
-                   help=f"weight initialisation, one of {_names(INITS)} (default glorot, the "
-                        "original code's Lasagne default; torch: PyTorch's nn.Linear default)")
-    t.add_argument("--sampling", default="lasagne", metavar="S",
-                   help=f"warp sampling convention, one of {_names(SAMPLINGS)} (default lasagne: "
-                        "align_corners=True, border padding, the original's; torch: "
-                        "align_corners=False, zero padding)")
+                        f"(default {','.join(map(str, d.loc_hidden))})")
+    t.add_argument("--init", default=d.init, choices=INITS,
+                   help=f"weight initialisation (default {d.init}, the original code's Lasagne "
+                        "default; torch: PyTorch's nn.Linear default)")
+    t.add_argument("--sampling", default=d.sampling, choices=SAMPLINGS,
+                   help=f"warp sampling convention (default {d.sampling}: align_corners=True, "
+                        "border padding, the original's; torch: align_corners=False, zero padding)")
     t.add_argument("--out", default=None, metavar="PATH",
                    help="checkpoint file (default <model>-z<N>.pt in the current directory)")
     t.add_argument("--resume", action="store_true",
@@ -152,14 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out instead of refusing (starts from scratch)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
-    _threads_flag(t)
+    _common_flags(t)
 
+
+def _evaluate_parser(sub) -> None:
+    """``tvae evaluate``."""
     e = sub.add_parser("evaluate", help="print test ELBO terms and log-likelihood as JSON",
                        description="Print one JSON object: mean per-sample test ELBO terms (nats: "
                                    "test_bce, test_kl_z, test_kl_u, test_elbo) and the importance-"
                                    "sampled test_log_likelihood with k samples, over the first "
                                    "n_test test digits.")
-    e.add_argument("checkpoint", metavar="CKPT", help="checkpoint written by `python -m tvae train`")
+    e.add_argument("checkpoint", metavar="CKPT", help=f"checkpoint written by `{PROG} train`")
     e.add_argument("--k", type=int, default=100, metavar="K",
                    help="importance samples per digit for the log-likelihood (default 100)")
     e.add_argument("--n-test", type=int, default=None, metavar="N",
@@ -170,12 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default=None, metavar="D",
                    help="cpu, cuda, cuda:N, mps or auto (default auto)")
     e.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the posterior draws (default 0)")
-    _threads_flag(e)
+    _common_flags(e, quiet=False)
 
+
+def _sample_parser(sub) -> None:
+    """``tvae sample``."""
     s = sub.add_parser("sample", help="write a grid of generated digits as a PNG",
                        description="Draw z from its prior and the pose as --pose says; write the "
                                    "digits as a grid PNG (8 x 8 for --n 64).")
-    s.add_argument("checkpoint", metavar="CKPT", help="checkpoint written by `python -m tvae train`")
+    s.add_argument("checkpoint", metavar="CKPT", help=f"checkpoint written by `{PROG} train`")
     s.add_argument("--n", type=int, default=64, metavar="N", help="number of digits (default 64)")
     s.add_argument("--out", required=True, metavar="FILE.png", help="PNG file to write")
     s.add_argument("--pose", default="mean", choices=("mean", "identity", "prior"),
@@ -185,16 +194,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the draws (default 0)")
     s.add_argument("--device", default=None, metavar="D",
                    help="cpu, cuda, cuda:N, mps or auto (default auto)")
-    _threads_flag(s)
+    _common_flags(s)
 
+
+def _profile_parser(sub) -> None:
+    """``tvae profile``."""
     pr = sub.add_parser("profile", help="show the settings of a book profile (smoke, quick, paper)",
                         description="Print the settings of one of the book's run profiles as JSON "
                                     "(the values a chapter gets from tvae.resolve).")
-    pr.add_argument("name", metavar="NAME", help="smoke, quick or paper")
+    pr.add_argument("name", choices=PROFILES, help="the profile")
     pr.add_argument("--epochs", type=int, default=None, metavar="N", help="override the profile's epochs")
     pr.add_argument("--seed", type=int, default=None, metavar="S", help="override the profile's seed")
     pr.add_argument("--seeds", type=int, default=None, metavar="N",
                     help="override the profile's seed count (seeds per verdict model, >= 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tvae`` (sub-commands train, evaluate, sample, profile)."""
+    p = _Parser(prog=PROG, description="Transformer VAEs (Vivé 2017): train, evaluate, sample.",
+                epilog=f"Run `{PROG} COMMAND --help` for the flags of a command. Data come "
+                       "from --data-dir, else $TVAE_DATA, else ./data (MNIST/raw/ IDX files).")
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+
+    for add in (_train_parser, _evaluate_parser, _sample_parser, _profile_parser):
+        add(sub)
     return p
 
 
@@ -221,8 +245,6 @@ def _positive(value: int | None, flag: str) -> None:
 def load_data(name: str, data_dir: str | None, **kw):
     """:func:`tvae.data.load_dataset`, except that when it fails the empty folders that a
     failed download attempt left under the data root are removed again (nothing written)."""
-    from .data import FOLDERS, data_root, load_dataset
-
     root = data_root(data_dir)
     folder = root / FOLDERS["mnist" if name == "rot-mnist" else name]
     fresh = [p for p in (root, folder, folder / "raw") if not p.exists()]
@@ -265,8 +287,6 @@ def default_out(config: Config) -> Path:
 
 # ------------------------------------------------------------------------- commands ----
 def cmd_train(a: argparse.Namespace, argv: list[str]) -> int:
-    from .train import read_checkpoint, select_device, train
-
     config = config_from_args(a)
     dev = select_device(a.device)
     out = Path(a.out) if a.out is not None else default_out(config)
@@ -282,14 +302,16 @@ def cmd_train(a: argparse.Namespace, argv: list[str]) -> int:
     data = load_data(config.dataset, a.data_dir, device=dev, train_size=config.train_size,
                      seed=config.seed)
 
+    quiet = a.no_progress or a.quiet
+
     def on_epoch(epoch: int, row: dict) -> None:
-        if not a.no_progress:
+        if not quiet:
             print(f"epoch {epoch}/{config.epochs}: train ELBO {row['train_elbo']:.2f}, test ELBO "
                   f"{row['test_elbo']:.2f} nats ({row['seconds']:.1f} s)", file=sys.stderr, flush=True)
 
     try:
         result = train(config, data, out=out, resume=a.resume, device=dev,
-                       progress=not a.no_progress, on_epoch=on_epoch)
+                       progress=not quiet, on_epoch=on_epoch)
     except KeyboardInterrupt:
         resume_cmd = shlex.join([*PROG.split(), *argv] + ([] if a.resume else ["--resume"]))
         try:
@@ -300,9 +322,11 @@ def cmd_train(a: argparse.Namespace, argv: list[str]) -> int:
                  f"{resume_cmd}" if epoch else
                  f"no epoch was completed, so no checkpoint was written; start again with: "
                  f"{shlex.join([*PROG.split(), *argv])}")
-        print(f"tvae: interrupted; {where}", file=sys.stderr)
+        print(f"{PROG}: interrupted; {where}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if result.history:
+    if a.quiet:
+        pass
+    elif result.history:
         last = result.history[-1]
         print(f"{config.label()}: {config.epochs} epochs, test BCE {last['test_bce']:.2f} nats, "
               f"test ELBO {last['test_elbo']:.2f} nats; checkpoint {out} ({dev}, {threads} thread(s))")
@@ -312,10 +336,9 @@ def cmd_train(a: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    import torch
-
+    # Here, not at the top: tvae.evaluate loads scikit-learn (about 1.5 s), which only this
+    # command needs; `tvae train` and `tvae --help` start without it.
     from .evaluate import elbo_terms, log_likelihood
-    from .train import load_model, select_device
 
     _positive(a.k, "--k")
     _positive(a.n_test, "--n-test")
@@ -341,25 +364,16 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 def sample_grid(images, ncol: int | None = None):
     """Flat digits ``(n, 784)`` in ``[0, 1]`` -> one grey image ``(rows*29-1, cols*29-1)``
-    (numpy float32) with 1-pixel white separators; ``ncol`` defaults to ceil(sqrt(n))."""
-    import numpy as np
+    (numpy float32) with 1-pixel white separators (:func:`tvae.figures.mosaic`); ``ncol``
+    defaults to ceil(sqrt(n))."""
+    from .figures import mosaic  # here, not at the top: matplotlib, for this command only
 
-    x = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28)
-    n = len(x)
-    ncol = ncol or math.ceil(math.sqrt(n))
-    nrow = math.ceil(n / ncol)
-    grid = np.ones((nrow * 29 - 1, ncol * 29 - 1), dtype=np.float32)
-    for i in range(n):
-        r, c = divmod(i, ncol)
-        grid[r * 29:r * 29 + 28, c * 29:c * 29 + 28] = x[i]
-    return grid
+    n = len(images)
+    return mosaic(images, ncol or math.ceil(math.sqrt(n)), pad=1, pad_value=1.0)
 
 
 def cmd_sample(a: argparse.Namespace) -> int:
-    import matplotlib.image
-    import torch
-
-    from .train import load_model, select_device
+    import matplotlib.image  # here, not at the top: matplotlib, for this command only
 
     if not 1 <= a.n <= 10_000:
         raise ConfigError(f"--n must be between 1 and 10000, got {a.n}")
@@ -377,24 +391,14 @@ def cmd_sample(a: argparse.Namespace) -> int:
     gen = torch.Generator(device=dev).manual_seed(a.seed)
     x = model.sample(a.n, gen, pose=a.pose, upright=a.upright).cpu().numpy()
     grid = sample_grid(x)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        matplotlib.image.imsave(tmp, grid, cmap="gray", vmin=0.0, vmax=1.0)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the image is an ordinary output
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    print(f"wrote {a.n} samples of {model.config.label()} to {out}")
+    with atomic_path(out) as tmp:
+        matplotlib.image.imsave(tmp, grid, cmap="gray", vmin=0.0, vmax=1.0, format="png")
+    if not a.quiet:
+        print(f"wrote {a.n} samples of {model.config.label()} to {out}")
     return 0
 
 
 def cmd_profile(a: argparse.Namespace) -> int:
-    import dataclasses
-
-    from .profiles import resolve
-
     p = resolve(a.name, epochs=a.epochs, seed=a.seed, seeds=a.seeds)
     print(json.dumps({**dataclasses.asdict(p), "seed_list": list(p.seed_list)}))
     return 0

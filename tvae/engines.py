@@ -256,7 +256,7 @@ def train_on_ray(profile, configs: Sequence[Config] | None = None, *, address: s
                  num_cpus: int | None = None, max_retries: int = MAX_RETRIES,
                  progress: bool | None = None, log: Callable[[str], None] | None = None
                  ) -> list[Outcome]:
-    """Train ``configs`` (default: every model of ``profile``, :func:`tvae.experiments.
+    """Train ``configs`` (default: every model of ``profile``, :func:`tvae.book.registry.
     needed_models`) that are not in the cache ``root`` as Ray tasks; one :class:`Outcome` per
     config, in order.
 
@@ -268,7 +268,7 @@ def train_on_ray(profile, configs: Sequence[Config] | None = None, *, address: s
     Bad input (no Ray, an unreachable cluster, a task no node can hold) raises
     :class:`EngineError` before anything is written.
     """
-    from . import experiments as ex
+    from .book import registry, store
     from .cache import is_cached
     from .profiles import resolve
 
@@ -282,9 +282,9 @@ def train_on_ray(profile, configs: Sequence[Config] | None = None, *, address: s
     if address is not None and not ray.is_initialized():
         check_reachable(address)  # at once, before any data is loaded
     P = resolve(profile) if isinstance(profile, str) else profile
-    configs = list(ex.needed_models(P) if configs is None else configs)
+    configs = list(registry.needed_models(P) if configs is None else configs)
     P_cpu = replace(P, device="cpu")  # the driver ships CPU tensors; tasks move them
-    datasets = {c.key(): ex.data_for(P_cpu, c) for c in configs}
+    datasets = {c.key(): store.data_for(P_cpu, c) for c in configs}
     outcomes = {c.key(): Outcome(c, "cached") for c in configs}
     pending = [c for c in configs if not is_cached(c, datasets[c.key()].identity, root)]
     if not pending:
@@ -307,7 +307,7 @@ def train_on_ray(profile, configs: Sequence[Config] | None = None, *, address: s
         task = ray.remote(_train_task)
         running = {
             task.options(num_cpus=cpus, num_gpus=gpus, max_retries=max_retries,
-                         retry_exceptions=False, name=f"tvae {ex.label(c)}")
+                         retry_exceptions=False, name=f"tvae {registry.label(c)}")
                 .remote(c.to_dict(), refs[datasets[c.key()].identity], device, cpus): c
             for c in pending}
         say(f"[{P.name}] {len(pending)} of {len(configs)} models to train on {where} "
@@ -326,7 +326,7 @@ def _collect(ray, running: dict, datasets: dict, outcomes: dict, root, max_retri
     import torch
     from tqdm.auto import tqdm
 
-    from . import experiments as ex
+    from .book import registry
     from .cache import store_checkpoint
 
     if progress is None:
@@ -355,11 +355,11 @@ def _collect(ray, running: dict, datasets: dict, outcomes: dict, root, max_retri
                 out.state, out.seconds = "trained", r["seconds"]
                 out.resumed_from, out.node = r["resumed_from"], r["node"]
             if out.state == "failed":
-                say(f"FAILED {ex.label(cfg)}: {out.error}")
+                say(f"FAILED {registry.label(cfg)}: {out.error}")
             else:
                 again = (f", resumed at epoch {out.resumed_from} after a lost worker"
                          if out.resumed_from else "")
-                say(f"{ex.label(cfg):<46} trained in {out.seconds:7.1f} s on {out.node}{again}")
+                say(f"{registry.label(cfg):<46} trained in {out.seconds:7.1f} s on {out.node}{again}")
             bar.update(1)
     finally:
         bar.close()

@@ -7,11 +7,14 @@ a name says otherwise.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
 import torch
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import cross_val_score, train_test_split
+from sklearn.svm import LinearSVC
 from torch import Tensor
 
 from .models import VAE, log_bernoulli
@@ -122,8 +125,6 @@ def add_noise(x: Tensor, kind: str, level: float, seed: int = 0) -> Tensor:
 def pca_features(train_images: np.ndarray, test_images: np.ndarray, dim: int, seed: int = 0
                  ) -> tuple[np.ndarray, np.ndarray]:
     """PCA with ``dim`` components fitted on the training images; both splits projected."""
-    from sklearn.decomposition import PCA
-
     pca = PCA(n_components=dim, svd_solver="full", random_state=seed).fit(train_images)
     return pca.transform(train_images), pca.transform(test_images)
 
@@ -142,8 +143,6 @@ converged within it is reported."""
 def make_svm(c: float, max_iter: int = SVM_MAX_ITER):
     """The probe's classifier: ``LinearSVC(C=c)`` with the book's solver (:data:`SVM_DUAL`),
     iteration limit and ``random_state=0``."""
-    from sklearn.svm import LinearSVC
-
     return LinearSVC(C=c, max_iter=max_iter, dual=SVM_DUAL, random_state=0)
 
 
@@ -151,9 +150,6 @@ def cv_accuracy(x: np.ndarray, y: np.ndarray, c: float, folds: int = 9, max_iter
                 ) -> np.ndarray:
     """Per-fold accuracies (%) of ``LinearSVC(C=c)`` under scikit-learn's ``cross_val_score``
     with ``folds`` folds (stratified, not shuffled, as in the paper)."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import cross_val_score
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return cross_val_score(make_svm(c, max_iter), x, y, cv=folds) * 100
@@ -168,8 +164,6 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     features (:func:`cv_accuracy`); ``test``: accuracy (%) on the test features of a fit on all
     the training features.
     """
-    from sklearn.exceptions import ConvergenceWarning
-
     cv = cv_accuracy(train_x, train_y, c, folds, max_iter)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -184,8 +178,6 @@ def choose_common_c(feature_sets: list[np.ndarray], y: np.ndarray, grid=C_GRID,
     """One C for every row: the C of ``grid`` with the best mean CV accuracy over all feature
     sets (each on a seeded stratified subsample of at most ``max_samples`` training codes).
     Returns the C and the mean accuracy (%) per candidate."""
-    from sklearn.model_selection import train_test_split
-
     n = len(y)
     idx = np.arange(n)
     if n > max_samples:
@@ -196,16 +188,6 @@ def choose_common_c(feature_sets: list[np.ndarray], y: np.ndarray, grid=C_GRID,
         scores[c] = float(np.mean(accs))
     best = max(scores, key=scores.get)
     return best, scores
-
-
-def gap_summary(ll: np.ndarray, elbo: np.ndarray) -> dict[str, float]:
-    """Mean log-likelihood, mean ELBO and their gap (an estimate of KL(q(z|x) || p(z|x))),
-    with ``se_gap`` the standard error of the mean gap (sample s.d., ``n - 1`` in the
-    denominator, over ``sqrt(n)``; NaN for a single sample)."""
-    d = ll - elbo
-    se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
-    return {"log_likelihood": float(ll.mean()), "elbo": float(elbo.mean()),
-            "gap": float(ll.mean() - elbo.mean()), "n": int(len(ll)), "se_gap": se}
 
 
 # ------------------------------------------------------------ descriptive statistics ----

@@ -43,11 +43,17 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
+from PIL import Image
 from torch import Tensor, nn
 
 from . import warps
+from .book.registry import LABELS
+from .figures import mosaic
+from .io import write_text
 from .models import DTVAE, VAE
 from .warps import control_grid, tps_basis
 
@@ -67,9 +73,6 @@ EXPORT_FORMAT = 2
 """Version of the exported model files (``window.TVAE_MODELS[name]``). 2: the files name the
 warp sampling convention (``sampling``, see :mod:`tvae.warps`); a format-1 file (none named)
 used the ``torch`` convention."""
-
-MODEL_LABELS = {"vae": "VAE", "affine-tvae": "Affine-TVAE", "tps-tvae": "TPS-TVAE",
-                "affine-dtvae": "Affine-DTVAE", "tps-dtvae": "TPS-DTVAE"}
 
 AFFINE_NAMES = ("rotation", "log scale x", "log scale y", "shear", "shift x", "shift y")
 AFFINE_UNITS = ("deg", "", "", "", "px", "px")
@@ -286,7 +289,7 @@ def prepare(models: dict[str, VAE] | list[VAE], x_train: Tensor, n_pose: int = 1
             out[name] = m
             continue
         m = m.cpu().eval()
-        label = MODEL_LABELS.get(name, MODEL_LABELS.get(m.config.model, name))
+        label = LABELS.get(name, LABELS.get(m.config.model, name))
         out[name] = ExplorerModel(name, label, m, pose_spec(m, x_train[:n_pose].cpu()))
     return out
 
@@ -341,15 +344,6 @@ def pose_traversal(em: ExplorerModel, values: np.ndarray | None = None,
     return x.reshape(spec.size, n, H, W).numpy()
 
 
-def _mosaic(grid: np.ndarray, pad: int = 1) -> np.ndarray:
-    r, c = grid.shape[:2]
-    out = np.ones((r * (H + pad) - pad, c * (W + pad) - pad), dtype=np.float32)
-    for i in range(r):
-        for j in range(c):
-            out[i * (H + pad):i * (H + pad) + H, j * (W + pad):j * (W + pad) + W] = grid[i, j]
-    return out
-
-
 def pose_row_labels(spec: PoseSpec) -> list[str]:
     """Row labels of a pose traversal: the slider name and one SD in its units."""
     out = []
@@ -401,8 +395,6 @@ def traversal_geometry(grid: np.ndarray) -> list[dict[str, float]]:
 def plot_traversals(em: ExplorerModel, values: np.ndarray | None = None):
     """Figure with the ``z`` traversal grid (left) and the pose traversal grid (right; absent
     for the VAE) of :func:`z_traversal` / :func:`pose_traversal`. Returns the figure."""
-    import matplotlib.pyplot as plt
-
     values = np.linspace(-3, 3, 7) if values is None else np.asarray(values, dtype=np.float64)
     zg = z_traversal(em, values)
     pg = pose_traversal(em, values)
@@ -415,7 +407,8 @@ def plot_traversals(em: ExplorerModel, values: np.ndarray | None = None):
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.2, 0.5 * rows + 1.2),
                              squeeze=False)
     for ax, (grid, labels, title, xlabel) in zip(axes[0], panels, strict=True):
-        ax.imshow(_mosaic(grid), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        tile = mosaic(grid.reshape(-1, H, W), ncol=grid.shape[1], pad=1, pad_value=1.0)
+        ax.imshow(tile, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_yticks([i * (H + 1) + H / 2 for i in range(len(grid))], labels, fontsize=8)
         ax.set_xticks([j * (W + 1) + W / 2 for j in range(len(values))],
                       [f"{v:+g}" for v in values], fontsize=8)
@@ -675,12 +668,12 @@ def write_static(models: dict[str, ExplorerModel], out_dir: str | Path, digits: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for f in STATIC_FILES:
-        (out / f).write_text(resources.files("tvae").joinpath("static", f).read_text())
+        write_text(out / f, resources.files("tvae").joinpath("static", f).read_text())
     summary, manifest = {}, []
     for name, em in models.items():
         exp = export_model(em, digits, labels, dtype=dtype)
         fname = model_file_name(name)
-        (out / fname).write_text(model_js(exp))
+        write_text(out / fname, model_js(exp))
         params = sum(p.numel() for p in em.model.decoder.parameters())
         size = (out / fname).stat().st_size
         summary[name] = {"file": fname, "bytes": size, "dtype": exp["dtype"], "params": params,
@@ -688,9 +681,9 @@ def write_static(models: dict[str, ExplorerModel], out_dir: str | Path, digits: 
                          "max_abs_error": exp["check"]["max_abs_error"]}
         manifest.append({"name": name, "label": em.label, "file": fname, "bytes": size,
                          "zdim": em.zdim})
-    (out / "manifest.js").write_text(
-        "/* tvae explorer manifest, written by tvae.explorer.write_static */\n"
-        f"window.TVAE_MANIFEST = {json.dumps({'format': EXPORT_FORMAT, 'models': manifest})};\n")
+    write_text(out / "manifest.js",
+               "/* tvae explorer manifest, written by tvae.explorer.write_static */\n"
+               f"window.TVAE_MANIFEST = {json.dumps({'format': EXPORT_FORMAT, 'models': manifest})};\n")
     return summary
 
 
@@ -706,7 +699,7 @@ def standalone_page(static_dir: str | Path, title: str = "tvae latent explorer")
     returns its path."""
     static_dir = Path(static_dir)
     page = static_dir.parent / "index.html"
-    page.write_text("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    write_text(page, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                     "<link rel=\"icon\" href=\"data:,\">"
                     f"<title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n"
                     f"{static_html(static_dir.name)}\n</body></html>\n")
@@ -717,8 +710,6 @@ def standalone_page(static_dir: str | Path, title: str = "tvae latent explorer")
 def png_bytes(img: np.ndarray, scale: int = 6) -> bytes:
     """A grey image ``(784,)`` or ``(28, 28)`` in [0, 1] as PNG bytes, enlarged ``scale`` times
     (nearest neighbour), white ink on black."""
-    from PIL import Image
-
     a = np.clip(np.asarray(img, dtype=np.float32).reshape(H, W) * 255 + 0.5, 0, 255).astype(np.uint8)
     if scale > 1:
         a = a.repeat(scale, 0).repeat(scale, 1)
@@ -737,7 +728,7 @@ class Explorer:
 
     def __init__(self, models: dict[str, ExplorerModel], x_test: Tensor, y_test: Tensor | None = None,
                  scale: int = 6, seed: int = 0):
-        import ipywidgets as w
+        import ipywidgets as w  # here: only the live widget needs it, not the exports
 
         if not models:
             raise ValueError("the explorer needs at least one model")
@@ -788,7 +779,7 @@ class Explorer:
         return self.models[self.dropdown.value]
 
     def _switch_model(self) -> None:
-        import ipywidgets as w
+        import ipywidgets as w  # here: only the live widget needs it, not the exports
 
         em = self.current
         style = {"description_width": "110px"}
@@ -924,9 +915,7 @@ def summary_frame(summary: dict[str, dict]):
     """:func:`write_static`'s summary as a pandas DataFrame, one row per model: decoder
     parameters, storage dtype, raw weights and JS file sizes (kB), max abs error (grey levels,
     in units of 1/255) of the exported decoder against ``model.decode``."""
-    import pandas as pd
-
-    return pd.DataFrame([{"model": MODEL_LABELS.get(name, name), "decoder parameters": s["params"],
+    return pd.DataFrame([{"model": LABELS.get(name, name), "decoder parameters": s["params"],
                           "stored as": s["dtype"], "weights (kB)": s["weight_bytes"] / 1000,
                           "JS file (kB)": s["bytes"] / 1000, "max error (x 1/255)": 255 * s["max_abs_error"]}
                          for name, s in summary.items()]).set_index("model")

@@ -48,7 +48,14 @@ def log_bernoulli(x: Tensor, p: Tensor) -> Tensor:
 
 
 def log_cb_normaliser(p: Tensor) -> Tensor:
-    """Log normaliser ``log C(p)`` of the continuous Bernoulli, elementwise (stable near 1/2)."""
+    """Log normaliser ``log C(p)`` of the continuous Bernoulli, elementwise (stable near 1/2).
+
+    Loaiza-Ganem & Cunningham, *The continuous Bernoulli: fixing a pervasive error in
+    variational autoencoders* (NeurIPS 2019): ``C(p) = 2 atanh(1 - 2p) / (1 - 2p)`` for
+    ``p != 1/2`` and ``C(1/2) = 2``. Near ``p = 1/2`` (``|p - 1/2| <= 0.01``), where the ratio
+    is 0/0 in floating point, its Taylor series in ``t = (1 - 2p)^2`` (the paper also expands
+    around 1/2 there): ``atanh(x)/x = 1 + x^2/3 + x^4/5 + ...`` gives
+    ``log C = log 2 + t/3 + (1/5 - 1/18) t^2 + O(t^3)``."""
     p = p.clamp(PIXEL_EPS, 1 - PIXEL_EPS)
     far = (p - 0.5).abs() > 1e-2
     safe = torch.where(far, p, torch.full_like(p, 0.25))
@@ -184,7 +191,9 @@ class VAE(nn.Module):
                        ) -> Tensor:
         """Importance-sampled ``log p(x)`` per sample in nats, ``(B,)``, with ``k`` draws from
         ``q`` as proposal: ``logsumexp(log w) - log k`` (a stable log-mean-exp). A lower
-        bound in expectation that rises to ``log p(x)`` as ``k`` grows; ``k = 1`` is the ELBO."""
+        bound in expectation that rises to ``log p(x)`` as ``k`` grows; ``k = 1`` is the ELBO:
+        the importance-weighted bound ``L_k`` of Burda, Grosse & Salakhutdinov, *Importance
+        Weighted Autoencoders* (ICLR 2016), whose theorem 1 gives the monotonicity in ``k``."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         lw = self.log_weights(x, k, generator)

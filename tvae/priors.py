@@ -41,7 +41,11 @@ def bounded_logsigma(a: Tensor) -> Tensor:
 
 
 def kl_std_normal(mu: Tensor, logsigma: Tensor) -> Tensor:
-    """``KL(N(mu, diag sigma^2) || N(0, I))`` per sample, in nats: ``(B, D) -> (B,)``."""
+    """``KL(N(mu, diag sigma^2) || N(0, I))`` per sample, in nats: ``(B, D) -> (B,)``.
+
+    The closed form ``1/2 sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)`` of Kingma & Welling,
+    *Auto-Encoding Variational Bayes* (ICLR 2014), appendix B (there written as the negative KL,
+    ``1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2)``). Per dimension: pass ``(B, D, 1)``."""
     return 0.5 * (mu.pow(2) + (2 * logsigma).exp() - 1 - 2 * logsigma).sum(-1)
 
 

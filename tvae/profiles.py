@@ -9,18 +9,20 @@ Every chapter's ``parameters`` cell passes ``profile`` and optional overrides (`
 ``seed``, ``seeds``, ``device``, ``data_dir``) to :func:`resolve`, which checks their types and
 names. ``seeds`` is the number of seeds of every model whose numbers enter a verdict about the
 paper (:attr:`Profile.seed_list`): 3 in the paper profile, 1 in the others, so a reader can
-run one seed quickly (``-p seeds 1``).
+run one seed quickly (``-p seeds 1``). A profile is settings only: the data and trained models
+of a profile come from :mod:`tvae.book.store`, the configurations of its models from
+:mod:`tvae.book.registry`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
 from .errors import ConfigError
+from .runtime import select_device
 
 PROFILES = ("smoke", "quick", "paper")
 
@@ -53,38 +55,12 @@ class Profile:
         return tuple(range(self.seed, self.seed + self.n_seeds))
 
     def config(self, model: str, zdim: int, **kw) -> Config:
-        """The :class:`Config` of ``model`` at ``zdim`` under this profile (``kw`` overrides)."""
+        """The :class:`Config` of ``model`` at ``zdim`` under this profile (``kw`` overrides).
+        The book's configurations are built with it in :mod:`tvae.book.registry` only."""
         base = dict(model=model, zdim=zdim, epochs=self.epochs, train_size=self.train_size,
                     seed=self.seed)
         base.update(kw)
         return Config(**base)
-
-    def data(self, name: str = "mnist"):
-        """The profile's dataset (training subset of ``train_size``; the full test set), on the
-        profile's device. Loaded once per process."""
-        return _load(name, self.data_dir, self.device, self.train_size, self.seed)
-
-    def test_x(self, name: str = "mnist"):
-        """The first ``test_size`` test images ``(M, 784)`` (all 10k when ``test_size`` is None)."""
-        d = self.data(name)
-        return d.x_test[: self.test_size] if self.test_size else d.x_test
-
-    def model(self, model: str, zdim: int, *, progress: bool | None = None, **kw):
-        """The trained model of :meth:`config` from the model cache (trained now if missing)."""
-        from .cache import get_model
-
-        cfg = self.config(model, zdim, **kw)
-        data = self.data(cfg.dataset) if cfg.train_size == self.train_size else None
-        m, _ = get_model(cfg, data, data_dir=self.data_dir, device=self.device, progress=progress)
-        return m
-
-    def checkpoint(self, model: str, zdim: int, **kw) -> dict:
-        """The checkpoint dict (history, config...) of :meth:`model`'s cache entry."""
-        from .cache import get_model
-
-        cfg = self.config(model, zdim, **kw)
-        data = self.data(cfg.dataset) if cfg.train_size == self.train_size else None
-        return get_model(cfg, data, data_dir=self.data_dir, device=self.device)[1]
 
     @property
     def results_name(self) -> str:
@@ -115,17 +91,6 @@ class Profile:
              else f"seeds {self.seed}-{self.seed + self.n_seeds - 1}")
         return (f"profile **{self.name}**: {n} training digits, {self.epochs} epochs, "
                 f"{t} test digits, {s}, Adadelta, batch 100, Bernoulli likelihood")
-
-
-@functools.lru_cache(maxsize=8)
-def _load(name, data_dir, device, train_size, seed):
-    from .data import load_dataset
-    from .train import select_device
-
-    if name == "rot-mnist":
-        train_size = None
-    return load_dataset(name, data_dir, device=select_device(device), train_size=train_size,
-                        seed=seed)
 
 
 _BASE = {
@@ -160,10 +125,8 @@ def resolve(profile: str = "paper", *, epochs: int | None = None, seed: int | No
         raise ConfigError(f"train_size must be positive, got {train_size}")
     if seeds is not None and seeds < 1:
         raise ConfigError(f"the seed count must be at least 1, got {seeds}; pass -p seeds 1 or more "
-                          "(--seeds for python -m tvae profile)")
+                          "(--seeds for tvae profile)")
     if device is not None:
-        from .train import select_device
-
         select_device(device)  # a DeviceError now, in the parameters cell, not at the first model
     p = _BASE[profile]
     changes = {k: v for k, v in dict(epochs=epochs, seed=seed, device=device, data_dir=data_dir,

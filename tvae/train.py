@@ -20,11 +20,10 @@ import torch
 from torch import Tensor
 
 from .config import Config
-from .errors import CheckpointError, ConfigError, DeviceError, TrainingError
+from .errors import CheckpointError, ConfigError, TrainingError
+from .io import FORMAT_VERSION, read_checkpoint, save_checkpoint
 from .models import VAE, build_model
-
-FORMAT_VERSION = 1
-"""Checkpoint format version; checkpoints of another version are refused."""
+from .runtime import configure_threads, select_device
 
 MODEL_VERSION = 2  # issue 10: Glorot init, Lasagne warp sampling, doubled TPS-TVAE start
 """Version of what training produces (model code, initialisation, training loop). Bump it
@@ -38,54 +37,6 @@ EVAL_CURVE_MAX = 2000
 2,000 digits of each split after every epoch but the last, and after the last epoch on the
 first 10,000 training digits and the whole test set (the numbers a run reports). The row's
 ``n_eval_train`` and ``n_eval_test`` say which."""
-
-
-# ------------------------------------------------------------------------ runtime ----
-def configure_threads(n: int | None = None) -> int:
-    """Set torch's intra-op thread count to ``n``, else ``$TVAE_THREADS``; with neither, leave
-    torch's own choice (one thread per physical core) or the caller's ``set_num_threads``.
-
-    Parallel jobs must share the cores: ``make -j`` exports ``TVAE_THREADS`` so that jobs x
-    threads does not exceed the cores (oversubscription makes torch many times slower; see
-    benchmarks/README.md). Returns the thread count in force.
-    """
-    if n is None:
-        env = os.environ.get("TVAE_THREADS")
-        if not env:
-            return torch.get_num_threads()
-        if not env.strip().isdigit():
-            raise ConfigError(f"TVAE_THREADS must be a positive integer, got {env!r}; "
-                              "unset it or set e.g. TVAE_THREADS=1")
-        n = int(env)
-    n = max(1, int(n))
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    return n
-
-
-def select_device(device: str | torch.device | None = None) -> torch.device:
-    """``None`` or ``'auto'``: CUDA if present, else MPS, else the CPU. An explicit device that
-    is not available raises :class:`DeviceError`."""
-    if device is None or str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise DeviceError(f"unknown device {device!r}; use cpu, cuda, cuda:N, mps or auto") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {device!r} requested but CUDA is not available on this machine; "
-                          "use --device cpu (or auto)")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise DeviceError(f"device {device!r} requested but only {torch.cuda.device_count()} "
-                          "CUDA device(s) exist; use cuda:0 or auto")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None
-                                  and torch.backends.mps.is_available()):
-        raise DeviceError(f"device {device!r} requested but MPS is not available; use --device cpu")
-    return dev
 
 
 def make_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
@@ -125,58 +76,6 @@ def mean_pose(model: VAE, x: Tensor, batch_size: int = EVAL_BATCH) -> Tensor:
 
 
 # ----------------------------------------------------------------------- checkpoints ----
-def save_checkpoint(path: str | Path, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically: a temporary file in the same directory,
-    flushed and fsynced, then renamed over ``path``. A reader never sees a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_stale_temps(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _sweep_stale_temps(path: Path) -> None:
-    """Remove temporary files left beside ``path`` by writers that were killed mid-write."""
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        try:
-            pid = int(tmp.name.rsplit(".", 2)[-2])
-            os.kill(pid, 0)          # the writer is alive: leave its file alone
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except (ValueError, PermissionError):
-            pass
-
-
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load and check a checkpoint dict; :class:`CheckpointError` if missing, unreadable or of
-    an unknown format version."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} not found; train one with `python -m tvae train "
-                              "--out PATH` or check the path")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means a corrupt file
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}); "
-                              "delete it and train again") from e
-    if not isinstance(state, dict) or "format_version" not in state:
-        raise CheckpointError(f"{path} is not a tvae checkpoint; pass a file written by "
-                              "`python -m tvae train`")
-    if state["format_version"] != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path} has format version {state['format_version']}, "
-                              f"this tvae reads version {FORMAT_VERSION}; retrain it with this "
-                              "version of tvae")
-    return state
-
-
 def load_model(path: str | Path, device: str | torch.device | None = "cpu") -> tuple[VAE, dict]:
     """The model stored in a checkpoint (in eval mode) and the checkpoint dict."""
     dev = select_device(device)

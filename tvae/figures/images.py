@@ -1,9 +1,7 @@
-"""Figures of the book: image grids, warp demonstrations, architecture diagrams, curves, maps.
+"""Image figures: digits tiled in grids, rows and panels, warp demonstrations, 2-d sweeps.
 
-Every function draws with matplotlib and returns the :class:`matplotlib.figure.Figure` it
-made (created through ``pyplot``, so ``plt.show()`` displays it in a notebook). Images are
-28 x 28 grey levels in ``[0, 1]``, accepted in any of these forms: a torch tensor or numpy
-array of shape ``(N, 784)``, ``(N, 28, 28)`` or ``(N, 1, 28, 28)``, or a single image
+Images are 28 x 28 grey levels in ``[0, 1]``, accepted in any of these forms: a torch tensor or
+numpy array of shape ``(N, 784)``, ``(N, 28, 28)`` or ``(N, 1, 28, 28)``, or a single image
 ``(784,)`` / ``(28, 28)``. They are drawn with the ``gray`` colour map, black background,
 white ink, no ticks.
 
@@ -26,10 +24,9 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
-from matplotlib.ticker import MaxNLocator
+from torchvision.utils import make_grid
 
-from .warps import (
+from ..warps import (
     DEFAULT_SAMPLING,
     SAMPLINGS,
     affine_matrix,
@@ -43,7 +40,7 @@ SIDE = 28
 """Image side in pixels."""
 
 GREY = "gray"
-DIGIT_COLOURS = plt.get_cmap("tab10")
+"""The colour map of every image."""
 
 
 # ------------------------------------------------------------------------- helpers ----
@@ -72,20 +69,20 @@ def mosaic(images, ncol: int | None = None, pad: int = 1, pad_value: float = 0.5
     """Tile ``N`` images into one 2-d array of ``ceil(N / ncol)`` rows and ``ncol`` columns.
 
     ``pad`` pixels of grey ``pad_value`` separate the tiles; empty cells of the last row are
-    grey as well. Returns ``(rows * (28 + pad) - pad, ncol * (28 + pad) - pad)``.
+    ``pad_value`` as well. Returns ``(rows * (28 + pad) - pad, ncol * (28 + pad) - pad)``:
+    torchvision's ``make_grid`` without the frame it also draws around the outside (and
+    without its three colour channels). The one tiling of the package (figures, the CLI's
+    sample PNG, the explorer's traversals).
     """
     a = as_images(images)
     n = len(a)
     if n == 0:
         raise ValueError("no images to tile")
+    if n == 1:  # make_grid returns a single image as it is, without padding
+        return a[0].copy()
     ncol = n if ncol is None else max(1, min(ncol, n))
-    nrow = math.ceil(n / ncol)
-    step = SIDE + pad
-    out = np.full((nrow * step - pad, ncol * step - pad), pad_value, dtype=np.float32)
-    for k, img in enumerate(a):
-        r, c = divmod(k, ncol)
-        out[r * step:r * step + SIDE, c * step:c * step + SIDE] = img
-    return out
+    grid = make_grid(torch.from_numpy(a).unsqueeze(1), nrow=ncol, padding=pad, pad_value=pad_value)
+    return grid[0, pad:grid.shape[1] - pad, pad:grid.shape[2] - pad].numpy()
 
 
 def _show(ax: Axes, tile: np.ndarray, title: str | None = None) -> None:
@@ -311,186 +308,6 @@ def control_grid_figure(image, points, title: str | None = None, lines: int = 7,
     return fig
 
 
-# ------------------------------------------------------------- architecture diagrams ----
-_STYLE = {
-    "data": {"fc": "#eeeeee", "ec": "#555555"},
-    "net": {"fc": "#cfe3f6", "ec": "#2b6aa6"},
-    "latent": {"fc": "#fff1b8", "ec": "#b38f00"},
-    "pose": {"fc": "#fbd5c0", "ec": "#c0501f"},
-    "warp": {"fc": "#d9f0d3", "ec": "#2e7d32"},
-}
-
-# node name -> (x, y, label, style); edges (from, to, label)
-_DIAGRAMS: dict[str, tuple[dict, list]] = {
-    "vae": ({
-        "x": (0.0, 0.0, "$x$\n784", "data"),
-        "enc": (1.6, 0.0, "encoder\nMLP 256-256", "net"),
-        "z": (3.3, 0.0, "$z \\sim q(z|x)$\n$\\mu_z, \\sigma_z$", "latent"),
-        "dec": (5.0, 0.0, "decoder\nMLP 256-256", "net"),
-        "xr": (6.6, 0.0, "$x'$\n784", "data"),
-    }, [("x", "enc", ""), ("enc", "z", ""), ("z", "dec", ""), ("dec", "xr", "")]),
-    "tvae": ({
-        "x": (0.0, 0.0, "$x$\n784", "data"),
-        "enc": (1.6, 0.0, "shared encoder\nMLP 256-256", "net"),
-        "z": (3.3, 0.55, "$z \\sim q(z|x)$\n$\\mu_z, \\sigma_z$", "latent"),
-        "u": (3.3, -0.75, "pose $u$\ntanh head", "pose"),
-        "dec": (5.0, 0.55, "decoder\nMLP 256-256", "net"),
-        "yr": (6.5, 0.55, "upright $y'$", "data"),
-        "st": (6.5, -0.75, "transformer\n$T_u$", "warp"),
-        "xr": (8.0, -0.75, "$x' = T_u(y')$", "data"),
-    }, [("x", "enc", ""), ("enc", "z", ""), ("enc", "u", ""), ("z", "dec", ""), ("dec", "yr", ""),
-        ("yr", "st", ""), ("u", "st", ""), ("st", "xr", "")]),
-    "dtvae": ({
-        "x": (0.0, 0.0, "$x$\n784", "data"),
-        "loc": (1.5, -0.85, "localisation\nnet 128", "net"),
-        "u": (3.0, -0.85, "pose $u$", "pose"),
-        "st1": (1.5, 0.55, "transformer\n$T_u$", "warp"),
-        "y": (3.0, 0.55, "upright $y$", "data"),
-        "enc": (4.5, 0.55, "encoder\nMLP 256-256", "net"),
-        "z": (6.0, 0.55, "$z \\sim q(z|y)$", "latent"),
-        "dec": (7.5, 0.55, "decoder\nMLP 256-256", "net"),
-        "yr": (9.0, 0.55, "upright $y'$", "data"),
-        "st2": (9.0, -0.85, "inverse\n$T_u^{-1}$", "warp"),
-        "xr": (10.5, -0.85, "$x'$", "data"),
-    }, [("x", "loc", ""), ("loc", "u", ""), ("x", "st1", ""), ("u", "st1", ""), ("st1", "y", ""),
-        ("y", "enc", ""), ("enc", "z", ""), ("z", "dec", ""), ("dec", "yr", ""), ("yr", "st2", ""),
-        ("u", "st2", ""), ("st2", "xr", "")]),
-}
-
-_TITLES = {"vae": "VAE", "tvae": "Transformer VAE (TVAE)", "dtvae": "Double transformer VAE (DTVAE)"}
-_LOSSES = {
-    "vae": "loss: BCE$(x, x')$ + KL$(q(z|x)\\,\\|\\,N(0,I))$",
-    "tvae": "loss: BCE$(x, T_u(y'))$ + KL on $z$ (+ KL on $u'$ under a Gaussian pose prior)",
-    "dtvae": "loss: BCE$(x, T_u^{-1}(y'))$ + KL on $z$ (+ KL on $u'$ under a Gaussian pose prior)",
-}
-
-BOX_W, BOX_H = 1.25, 0.62
-
-
-def _arch_family(kind: str) -> str:
-    k = kind.lower()
-    if k in _DIAGRAMS:
-        return k
-    if k == "vae":
-        return "vae"
-    if k.endswith("-dtvae"):
-        return "dtvae"
-    if k.endswith("-tvae"):
-        return "tvae"
-    raise ValueError(f"unknown architecture {kind!r}; use vae, tvae, dtvae or a model kind "
-                     "such as affine-tvae")
-
-
-def draw_architecture(ax: Axes, kind: str, warp: str | None = None, title: str | None = None,
-                      loss: bool = True) -> None:
-    """Draw the block diagram of ``kind`` (``vae``, ``tvae``, ``dtvae`` or a model kind such as
-    ``tps-dtvae``) on ``ax``: boxes for data (grey), networks (blue), latent codes (yellow),
-    the pose (orange) and the spatial transformers (green), arrows for the data flow.
-    ``warp`` (``'affine'``/``'tps'``, default: read from ``kind``) names the transformer."""
-    fam = _arch_family(kind)
-    if warp is None and "-" in kind:
-        warp = kind.split("-")[0]
-    nodes, edges = _DIAGRAMS[fam]
-    for name, (x, y, label, style) in nodes.items():
-        if warp and name in ("st", "st1", "st2"):
-            label = label + f"\n({warp})"
-        if warp and name == "u":
-            label = label + ("\n6 numbers" if warp == "affine" else "\n18 numbers")
-        ax.add_patch(FancyBboxPatch((x - BOX_W / 2, y - BOX_H / 2), BOX_W, BOX_H,
-                                    boxstyle="round,pad=0.03,rounding_size=0.08", lw=1.2,
-                                    **_STYLE[style]))
-        ax.text(x, y, label, ha="center", va="center", fontsize=8)
-    for a, b, label in edges:
-        (xa, ya), (xb, yb) = nodes[a][:2], nodes[b][:2]
-        start, end = _box_exit(xa, ya, xb, yb), _box_exit(xb, yb, xa, ya)
-        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=11, lw=1.1,
-                                     color="#333333", shrinkA=1, shrinkB=1))
-        if label:
-            ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.08, label, fontsize=7,
-                    ha="center")
-    xs = [v[0] for v in nodes.values()]
-    ys = [v[1] for v in nodes.values()]
-    ax.set_xlim(min(xs) - BOX_W / 2 - 0.1, max(xs) + BOX_W / 2 + 0.1)
-    ax.set_ylim(min(ys) - BOX_H / 2 - (0.45 if loss else 0.1), max(ys) + BOX_H / 2 + 0.1)
-    if loss:
-        ax.text((min(xs) + max(xs)) / 2, min(ys) - BOX_H / 2 - 0.3, _LOSSES[fam], ha="center",
-                va="center", fontsize=8, style="italic")
-    ax.set_aspect("equal")
-    ax.axis("off")
-    ax.set_title(title if title is not None else _TITLES[fam], fontsize=10)
-
-
-def _box_exit(x: float, y: float, tx: float, ty: float) -> tuple[float, float]:
-    """Point where the segment from the centre ``(x, y)`` towards ``(tx, ty)`` leaves the box."""
-    dx, dy = tx - x, ty - y
-    if dx == 0 and dy == 0:
-        return x, y
-    sx = (BOX_W / 2 + 0.03) / abs(dx) if dx else math.inf
-    sy = (BOX_H / 2 + 0.03) / abs(dy) if dy else math.inf
-    s = min(sx, sy)
-    return x + dx * s, y + dy * s
-
-
-def architecture_diagram(kind: str, warp: str | None = None, title: str | None = None) -> Figure:
-    """One architecture's block diagram (see :func:`draw_architecture`) in its own figure."""
-    fam = _arch_family(kind)
-    nodes = _DIAGRAMS[fam][0]
-    span = max(v[0] for v in nodes.values()) - min(v[0] for v in nodes.values()) + BOX_W
-    fig, axes = _figure(0.85 * span + 0.4, 2.4 if fam != "vae" else 1.6)
-    draw_architecture(axes[0, 0], kind, warp, title)
-    fig.tight_layout()
-    return fig
-
-
-def architectures_overview(kinds: Sequence[str] = ("vae", "tvae", "dtvae"),
-                           title: str | None = None) -> Figure:
-    """Several architectures stacked vertically, one axes each (the introduction's picture)."""
-    heights = [1.0 if _arch_family(k) == "vae" else 1.6 for k in kinds]
-    fig, axes = _figure(9.0, sum(heights) * 1.45 + (0.3 if title else 0), len(kinds), 1,
-                        gridspec_kw={"height_ratios": heights})
-    for ax, k in zip(axes[:, 0], kinds, strict=True):
-        draw_architecture(ax, k)
-        ax.set_anchor("W")
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
-# ------------------------------------------------------------------ curves and maps ----
-def code_scatter(codes: Mapping[str, np.ndarray], labels, title: str | None = None,
-                 per_row: int = 2, size: float = 3.4, point: float = 4.0) -> Figure:
-    """2-d code maps: one axes per model (label -> ``(N, 2)`` codes), points coloured by the
-    digit class ``labels`` ``(N,)`` (tab10), with a shared class legend."""
-    if not codes:
-        raise ValueError("no code maps to draw")
-    lab = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-    n = len(codes)
-    per_row = max(1, min(per_row, n))
-    nrows = math.ceil(n / per_row)
-    fig, axes = _figure(size * per_row + 0.8, size * nrows + (0.3 if title else 0), nrows, per_row)
-    flat = list(axes.ravel())
-    for ax, (name, c) in zip(flat, codes.items(), strict=False):
-        c = np.asarray(c)
-        if c.ndim != 2 or c.shape[1] != 2 or len(c) != len(lab):
-            raise ValueError(f"codes of {name!r} must be (N, 2) with N = {len(lab)}, got {c.shape}")
-        ax.scatter(c[:, 0], c[:, 1], c=DIGIT_COLOURS(lab % 10), s=point, alpha=0.7, linewidths=0)
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("$z_1$")
-        ax.set_ylabel("$z_2$")
-        ax.set_aspect("equal", adjustable="datalim")
-        ax.tick_params(labelsize=8)
-    for ax in flat[n:]:
-        ax.remove()
-    handles = [plt.Line2D([], [], ls="", marker="o", color=DIGIT_COLOURS(d), label=str(d))
-               for d in range(10)]
-    fig.legend(handles=handles, loc="center right", title="digit", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1 - 0.7 / fig.get_figwidth(), 1))
-    return fig
-
-
 def sweep_codes(n: int = 15, edge: float = 0.05) -> torch.Tensor:
     """An ``n x n`` grid of 2-d codes ``(n*n, 2)``, row-major: ``z = Phi^{-1}(p)`` with ``p``
     evenly spaced on ``[edge, 1 - edge]`` per axis (equal prior mass between neighbours);
@@ -554,93 +371,6 @@ def latent_sweeps(models: Mapping[str, object], n: int = 15, edge: float = 0.05,
     return fig
 
 
-def grouped_bars(values: Mapping[str, Mapping[str, float]], ylabel: str, title: str | None = None,
-                 log: bool = False) -> Figure:
-    """Grouped bar chart: ``values[group][series]`` (e.g. noise setting -> model -> error).
-    One axes; groups on the x axis, one coloured bar per series."""
-    if not values:
-        raise ValueError("no values to draw")
-    groups = list(values)
-    series: list[str] = []
-    for g in groups:
-        series += [s for s in values[g] if s not in series]
-    width = 0.8 / len(series)
-    # wide enough for the groups and for the one-row legend above the axes
-    wide = max(4.0, 1.5 * len(series) + 1.0, 0.9 * len(groups) * max(1, len(series) / 3) + 1.5)
-    fig, axes = _figure(wide, 3.4)
-    ax = axes[0, 0]
-    for k, s in enumerate(series):
-        xs = [i + (k - (len(series) - 1) / 2) * width for i, g in enumerate(groups) if s in values[g]]
-        ys = [values[g][s] for g in groups if s in values[g]]
-        ax.bar(xs, ys, width, label=s)
-    ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    if log:
-        ax.set_yscale("log")
-    ax.grid(axis="y", alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    # The legend sits between the title and the axes, in one row: it never covers a bar.
-    ax.legend(fontsize=8, ncol=len(series), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
-    fig.tight_layout()
-    return fig
-
-
-def spectra(values: Mapping[str, Sequence[float]], ylabel: str = "eigenvalue",
-            title: str | None = None, log: bool = True) -> Figure:
-    """Sorted spectra (e.g. eigenvalues of prior covariances), one line per label, one axes."""
-    if not values:
-        raise ValueError("no spectra to draw")
-    fig, axes = _figure(4.6, 3.2)
-    ax = axes[0, 0]
-    for label, v in values.items():
-        v = np.sort(np.asarray(v, dtype=float))[::-1]
-        ax.plot(np.arange(1, len(v) + 1), v, marker="o", ms=4, label=label)
-    ax.set_xlabel("component (largest first)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(ylabel)
-    if log:
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def angle_scatter(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]],
-                  title: str | None = None, size: float = 3.2) -> Figure:
-    """Recovered against true angles in degrees: one axes per label (label -> ``(true,
-    recovered)``), both axes on ``[-180, 180]``, with the diagonals ``y = x`` and ``y = -x``."""
-    if not pairs:
-        raise ValueError("no angle pairs to draw")
-    n = len(pairs)
-    fig, axes = _figure(size * n, size + 0.3 + (0.3 if title else 0), 1, n)
-    for ax, (label, (t, r)) in zip(axes[0], pairs.items(), strict=True):
-        t, r = np.asarray(t, dtype=float), np.asarray(r, dtype=float)
-        ax.scatter(t, r, s=5, alpha=0.6, linewidths=0)
-        ax.plot([-180, 180], [-180, 180], color="grey", lw=0.8, ls="--", label="y = x")
-        ax.plot([-180, 180], [180, -180], color="grey", lw=0.8, ls=":", label="y = -x")
-        ax.set_xlim(-180, 180)
-        ax.set_ylim(-180, 180)
-        ax.set_xticks([-180, -90, 0, 90, 180])
-        ax.set_yticks([-180, -90, 0, 90, 180])
-        ax.set_xlabel("true angle (degrees)")
-        ax.set_ylabel("angle read from u (degrees)")
-        ax.set_title(label, fontsize=10)
-        ax.set_aspect("equal")
-    if title:
-        fig.suptitle(title, fontsize=11)
-    # The reference lines' legend goes below the panels: every corner of a panel is on a line.
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8,
-               frameon=False)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    return fig
-
-
-__all__ = ["as_images", "mosaic", "sample_grid", "image_rows", "panels", "reconstruction_rows",
+__all__ = ["SIDE", "as_images", "mosaic", "sample_grid", "image_rows", "panels", "reconstruction_rows",
            "to_pixels", "warp_map", "apply_warp", "draw_lattice", "warp_demo", "control_grid_figure",
-           "draw_architecture", "architecture_diagram", "architectures_overview",
-           "code_scatter", "sweep_codes", "latent_sweep", "latent_sweeps", "grouped_bars", "spectra",
-           "angle_scatter"]
+           "sweep_codes", "latent_sweep", "latent_sweeps"]

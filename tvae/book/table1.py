@@ -1,0 +1,332 @@
+"""Chapter 08, Table 1 (experiment 4): a linear SVM on the posterior means of z of every model,
+next to the paper's numbers, under two choices of the SVM's C; the 'modern option' (Adam); the
+sentences the chapter prints.
+
+Written to ``results/<profile>/table1.csv``. Accuracies are percentages.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+
+from .. import evaluate as ev
+from ..io import write_csv
+from ..profiles import Profile
+from . import registry, store
+from .latent_dimension import active_dims
+from .registry import ALL_KINDS, LABELS, MODERN_DIM, MODERN_KINDS, OUR_KINDS, RAW_DIM
+from .text import signed
+
+PAPER_TABLE1: dict[tuple[str, int], tuple[float, float, float]] = {
+    ("raw", 784): (91.19, 0.74, 91.80),
+    ("pca", 8): (75.09, 1.32, 75.51),
+    ("vae", 8): (87.70, 0.93, 87.99),
+    ("affine-tvae", 8): (89.30, 0.68, 88.39),
+    ("tps-tvae", 8): (88.42, 0.58, 88.65),
+    ("affine-dtvae", 8): (93.56, 0.64, 93.87),
+    ("pca", 20): (85.62, 1.20, 86.52),
+    ("vae", 20): (85.77, 1.22, 86.45),
+    ("affine-tvae", 20): (90.80, 0.66, 90.51),
+    ("tps-tvae", 20): (94.65, 0.46, 94.48),
+    ("affine-dtvae", 20): (93.56, 0.61, 94.17),
+}
+"""The paper's Table 1: ``(input, dim) -> (CV mean %, CV std %, test %)`` (9-fold CV on the
+60k training codes; test accuracy of a fit on all of them, on the 10k test codes)."""
+
+TABLE1_COLUMNS = ["input", "dim", "protocol", "cv_mean", "cv_std", "test", "paper_cv_mean",
+                  "paper_cv_std", "paper_test"]
+"""The leading columns of ``table1.csv``."""
+
+PROTOCOLS = ("paper-C", "common-C")
+"""Table 1 protocols: the paper's C per row (:func:`tvae.evaluate.paper_c`), and one C for
+every row chosen by cross-validation (:func:`tvae.evaluate.choose_common_c`)."""
+
+REPRODUCE_SDS = 2.0
+"""A Table 1 row 'reproduces' when its CV mean is within this many of the paper's CV standard
+deviations of the paper's CV mean."""
+
+
+# ----------------------------------------------------------------------- rows, features ----
+def probe_rows(P: Profile, *, kinds: Iterable[str] = ALL_KINDS, modern: bool = True,
+               baselines: bool = True) -> list[dict]:
+    """The rows of Table 1 as dicts ``input``, ``dim``, ``row_kind`` ('paper' | 'ours' |
+    'modern'), ``config`` (None for the baselines), ``label``."""
+    configs = {(c.model, c.zdim): c for c in registry.table1_models(P)}
+    rows = []
+    if baselines:
+        rows.append({"input": "raw", "dim": RAW_DIM, "row_kind": "paper", "config": None,
+                     "label": "Raw MNIST (784)"})
+    for d in P.probe_dims:
+        if baselines:
+            rows.append({"input": "pca", "dim": d, "row_kind": "paper", "config": None,
+                         "label": f"PCA ({d})"})
+        for k in kinds:
+            rows.append({"input": k, "dim": d, "row_kind": "ours" if k in OUR_KINDS else "paper",
+                         "config": configs[(k, d)], "label": f"{LABELS[k]} ({d})"})
+    if modern:
+        for cfg in registry.modern_models(P):
+            rows.append({"input": f"{cfg.model}+adam", "dim": cfg.zdim, "row_kind": "modern",
+                         "config": cfg, "label": f"{LABELS[cfg.model]} ({cfg.zdim}), Adam"})
+    return rows
+
+
+def probe_features(P: Profile, row: dict, *, with_pose: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Features of one Table 1 row: ``(train (n, d), train labels (n,), test (m, d), test labels
+    (m,))``, float64. Training features are the first ``P.probe_train`` training digits of the
+    profile's data (all of them when None), test features the profile's test digits.
+    ``raw``: the 784 pixels; ``pca``: a PCA fitted on those training images; models: posterior
+    means of z (with the pose u appended when ``with_pose``). Kept in memory
+    (:func:`tvae.book.store.remember`)."""
+    cfg = row["config"]
+    key = ("features", P, row["input"], row["dim"], cfg.key() if cfg is not None else None, with_pose)
+    return store.remember(key, lambda: _features(P, row, with_pose))
+
+
+def _features(P: Profile, row: dict, with_pose: bool):
+    data = store.data(P)
+    n = len(data.x_train) if P.probe_train is None else min(P.probe_train, len(data.x_train))
+    xtr, xte = data.x_train[:n], store.test_x(P)
+    ytr = data.y_train[:n].cpu().numpy()
+    yte = data.y_test[: len(xte)].cpu().numpy()
+    if row["input"] == "raw":
+        ftr, fte = xtr.cpu().double().numpy(), xte.cpu().double().numpy()
+    elif row["input"] == "pca":
+        ftr, fte = ev.pca_features(xtr.cpu().double().numpy(), xte.cpu().double().numpy(), row["dim"],
+                                   seed=P.seed)
+    else:
+        model = store.model(P, row["config"])
+        ftr = ev.codes(model, xtr, with_pose=with_pose)
+        fte = ev.codes(model, xte, with_pose=with_pose)
+    return ftr, ytr, fte, yte
+
+
+def common_c(P: Profile, rows: list[dict] | None = None) -> tuple[float, dict[float, float]]:
+    """The common-C protocol's C: the value of :data:`tvae.evaluate.C_GRID` with the best mean
+    3-fold CV accuracy over the training features of the paper's rows (Raw, PCA and the four
+    paper models; our TPS-DTVAE and the modern Adam rows do not vote; at most 10,000 codes per
+    row). Returns the C and the mean accuracy (%) of each candidate."""
+    rows = probe_rows(P) if rows is None else rows
+    voters = [r for r in rows if r["row_kind"] == "paper"] or rows
+    feats = [probe_features(P, r)[0] for r in voters]
+    y = probe_features(P, voters[0])[1]
+    return ev.choose_common_c(feats, y, seed=P.seed)
+
+
+# ----------------------------------------------------------------------------- table ----
+def _probe(P: Profile, row: dict, c: float) -> dict:
+    """The probe of one row at one C: :func:`tvae.evaluate.linear_probe`'s numbers, plus
+    ``test_zu`` (z and u together; pose models) and ``seconds``."""
+    t0 = time.perf_counter()
+    res = ev.linear_probe(*probe_features(P, row), c)
+    if row["config"] is not None and row["config"].udim > 0:
+        ftr, ytr, fte, yte = probe_features(P, row, with_pose=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res["test_zu"] = float(ev.make_svm(c).fit(ftr, ytr).score(fte, yte) * 100)
+    res["seconds"] = time.perf_counter() - t0
+    return res
+
+
+def _table_row(row: dict, protocol: str, c: float, res: dict, n_train: int, n_test: int,
+               scores: dict[float, float]) -> dict:
+    """One line of ``table1.csv`` (see :func:`table1`)."""
+    kind = row["input"].removesuffix("+adam")
+    paper = PAPER_TABLE1.get((kind, row["dim"])) if row["row_kind"] != "ours" else None
+    pcv, psd, pte = paper if paper else (math.nan, math.nan, math.nan)
+    return {"input": row["input"], "dim": row["dim"], "protocol": protocol,
+            "cv_mean": res["cv_mean"], "cv_std": res["cv_std"], "test": res["test"],
+            "paper_cv_mean": pcv, "paper_cv_std": psd, "paper_test": pte, "C": c,
+            "test_zu": res.get("test_zu", math.nan), "converged": res["converged"],
+            "diff_cv": res["cv_mean"] - pcv, "diff_test": res["test"] - pte,
+            "within_2sd": bool(abs(res["cv_mean"] - pcv) <= REPRODUCE_SDS * psd)
+            if paper and row["row_kind"] == "paper" else None,
+            "row_kind": row["row_kind"], "label": row["label"], "n_train": n_train, "n_test": n_test,
+            "seconds": res["seconds"],
+            "common_c_scores": "; ".join(f"{k:g}:{v:.2f}" for k, v in scores.items())
+            if protocol == "common-C" else ""}
+
+
+def table1(P: Profile, *, kinds: Iterable[str] = ALL_KINDS, modern: bool = True,
+           write: bool = True, out_dir: str | Path | None = None,
+           log: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Table 1 (experiment 4): a linear SVM (scikit-learn ``LinearSVC``, unscaled features) on
+    Raw pixels, PCA and the posterior means of z of each model at each dim of ``P.probe_dims``.
+
+    For every row and both :data:`PROTOCOLS`: ``cv_mean``, ``cv_std`` (9-fold CV on the
+    training features, %), ``test`` (a fit on all of them scored on the test features, %);
+    the paper's three numbers (NaN for rows it does not have); extra columns ``C``,
+    ``test_zu`` (test accuracy on z and u together, pose models only), ``diff_cv``,
+    ``diff_test`` (ours minus the paper's), ``within_2sd`` (``|diff_cv| <=``
+    :data:`REPRODUCE_SDS` x the paper's CV std; paper rows only), ``row_kind`` ('paper', 'ours' =
+    TPS-DTVAE, 'modern' = Adam-trained, not the paper's setting), ``label``, ``n_train``,
+    ``n_test``, ``seconds`` (probe time of the row, features excluded), ``common_c_scores`` (the
+    CV accuracy of each candidate C, common-C rows, as text in the CSV). A row whose C is the
+    same under both protocols is computed once. Written to ``table1.csv`` when ``write``.
+
+    The frame's ``attrs`` carry the common C and its candidates' scores as numbers:
+    ``attrs["common_c"]`` (float), ``attrs["common_c_scores"]`` (``{C: accuracy %}``).
+    """
+    rows = probe_rows(P, kinds=kinds, modern=modern)
+    c_common, scores = common_c(P, rows)
+    if log:
+        log(common_c_sentence(c_common, scores, markdown=False))
+    done: dict = {}
+    out = []
+    for r in rows:
+        _, ytr, _, yte = probe_features(P, r)
+        for protocol in PROTOCOLS:
+            c = ev.paper_c(r["input"].removesuffix("+adam"), r["dim"]) if protocol == "paper-C" else c_common
+            key = (r["input"], r["dim"], c)
+            if key not in done:
+                done[key] = res = _probe(P, r, c)
+                if log:
+                    log(f"{r['label']:<28} {protocol:<9} C={c:<5g} CV {res['cv_mean']:6.2f} ± "
+                        f"{res['cv_std']:4.2f}  test {res['test']:6.2f}  ({res['seconds']:.1f} s)")
+            out.append(_table_row(r, protocol, c, done[key], len(ytr), len(yte), scores))
+    df = pd.DataFrame(out)
+    if write:
+        write_csv(df, Path(out_dir or P.results_dir()) / "table1.csv")
+    df.attrs.update(common_c=c_common, common_c_scores=dict(scores))
+    return df
+
+
+def _row_order(name: str) -> int:
+    order = ["raw", "pca", *ALL_KINDS]
+    base = name.removesuffix("+adam")
+    return order.index(base) if base in order else len(order)
+
+
+def table1_view(df: pd.DataFrame, protocol: str = "paper-C", row_kinds=("paper", "ours")) -> pd.DataFrame:
+    """Table 1 of one protocol as the paper prints it: one row per input, our CV mean / std /
+    test next to the paper's, the differences, z+u test accuracy, C, whether the final SVM fit
+    converged within :data:`tvae.evaluate.SVM_MAX_ITER` iterations, and 'reproduces'."""
+    d = df[(df.protocol == protocol) & df.row_kind.isin(row_kinds)].copy()
+    d = d.assign(_o=d.input.map(_row_order), _d=d.dim.where(d.input != "raw", 0))
+    d = d.sort_values(["_d", "_o"], kind="stable")
+    note = d.row_kind.map({"ours": "(ours: no paper row)", "modern": "(modern: not the paper's setting)"})
+    d["reproduces"] = d.within_2sd.map({True: "yes", False: "no"}).fillna(note)
+    d["converged"] = d.converged.map({True: "yes", False: "no"})
+    cols = ["label", "C", "cv_mean", "cv_std", "test", "paper_cv_mean", "paper_cv_std", "paper_test",
+            "diff_cv", "diff_test", "test_zu", "converged", "reproduces"]
+    return d[cols].set_index("label")
+
+
+# ------------------------------------------------------------------------- sentences ----
+def common_c_sentence(c: float, scores: dict[float, float], *, markdown: bool = True) -> str:
+    """The common C and the mean 3-fold CV accuracy of each candidate (:func:`common_c`)."""
+    if not markdown:
+        return ("common C = " + str(c) + " (3-fold CV accuracy per candidate: "
+                + ", ".join(f"C={k:g}: {a:.2f}%" for k, a in scores.items()) + ")")
+    return (f"The common C is **{c:g}** (mean 3-fold CV accuracy of each candidate C over all rows, "
+            "%: " + ", ".join(f"{k:g} → {a:.2f}" for k, a in scores.items()) + ").")
+
+
+def _reproduction_sentence(d: pd.DataFrame, protocol: str) -> str:
+    ok = d[d.within_2sd == True]  # noqa: E712 - the column holds True/False/None
+    bad = d[d.within_2sd == False]  # noqa: E712
+    c = sorted(set(d.C))
+    cs = f"C = {c[0]:g}" if len(c) == 1 else "the paper's C per row"
+    s = (f"**{protocol}** ({cs}): {len(ok)} of {len(d)} paper rows reproduce (CV mean within "
+         f"{REPRODUCE_SDS:g} paper standard deviations)")
+    s += (": " + ", ".join(f"{r.label} ({r.cv_mean:.2f} vs {r.paper_cv_mean:.2f})"
+                           for r in ok.itertuples()) if len(ok) else "")
+    s += ". Not reproduced: " + (", ".join(
+        f"{r.label} ({r.cv_mean:.2f} vs {r.paper_cv_mean:.2f}, {signed(r.diff_cv, 2)})"
+        for r in bad.itertuples()) if len(bad) else "none") + "."
+    return s
+
+
+def table1_findings(df: pd.DataFrame) -> dict[str, list[str]]:
+    """Markdown sentences on Table 1 (``df`` from :func:`table1`), by topic:
+    ``reproduction`` (which paper rows reproduce under each protocol, the departures),
+    ``ranking`` (our test accuracies at each dim, paper-C) and ``modern`` (Adam against
+    Adadelta, one sentence per modern row)."""
+    out: dict[str, list[str]] = {"reproduction": [], "ranking": [], "modern": []}
+    for protocol in PROTOCOLS:
+        d = df[(df.protocol == protocol) & (df.row_kind == "paper")]
+        if len(d):
+            out["reproduction"].append(_reproduction_sentence(d, protocol))
+    d = df[(df.protocol == "paper-C") & (df.row_kind != "modern")]
+    for dim in sorted(set(d.dim) - {RAW_DIM}):
+        g = d[d.dim == dim].sort_values("test", ascending=False)
+        if len(g):
+            out["ranking"].append(f"**Ranking at dim {dim}** (our test accuracy, paper-C): " + " > ".join(
+                f"{r.label} {r.test:.2f}" for r in g.itertuples()) + ".")
+    m = df[(df.row_kind == "modern")]
+    for r in m[m.protocol == "paper-C"].itertuples():
+        base = df[(df.input == r.input.removesuffix("+adam")) & (df.dim == r.dim)
+                  & (df.protocol == "paper-C")]
+        if len(base):
+            b = base.iloc[0]
+            out["modern"].append(
+                f"**Modern option, {r.label}:** test accuracy {r.test:.2f}% with Adam against "
+                f"{b.test:.2f}% with Adadelta (our paper-setting run) and {r.paper_test:.2f}% in "
+                f"the paper, both with C = {r.C:g}.")
+    return out
+
+
+# ------------------------------------------------------------------- modern option ----
+def modern_comparison(P: Profile, table: pd.DataFrame) -> pd.DataFrame:
+    """The 'modern option' of chapter 08: for each kind of :data:`MODERN_KINDS` at dim z
+    :data:`MODERN_DIM`, the paper's Adadelta run and the Adam run side by side. ``table``: the
+    output of :func:`table1` (with its modern rows).
+
+    Columns: ``model`` (display name), ``optimizer``, ``test_elbo``, ``test_bce``, ``test_kl_z``
+    (last epoch, nats per digit), ``active_z`` (see
+    :data:`tvae.book.latent_dimension.ACTIVE_NATS`, on the profile's test digits),
+    ``test_paper_c``, ``c_paper``, ``test_common_c``, ``c_common``, ``test_zu`` (paper C, z and
+    u), ``paper_test`` (the paper's test accuracy, Adadelta), accuracies in %."""
+    paper_runs = {c.model: c for c in registry.table1_models(P) if c.zdim == MODERN_DIM}
+    adam_runs = {c.model: c for c in registry.modern_models(P)}
+    rows = []
+    for kind in MODERN_KINDS:
+        for cfg in (paper_runs[kind], adam_runs[kind]):
+            model, ck = store.trained(P, cfg)
+            last = ck["history"][-1] if ck["history"] else {}
+            name = kind + ("+adam" if cfg.optimizer == "adam" else "")
+            probe = table[(table.input == name) & (table.dim == MODERN_DIM)].set_index("protocol")
+            rows.append({"model": LABELS[kind], "optimizer": cfg.optimizer,
+                         "test_elbo": last.get("test_elbo", math.nan),
+                         "test_bce": last.get("test_bce", math.nan),
+                         "test_kl_z": last.get("test_kl_z", math.nan),
+                         "active_z": active_dims(model, store.test_x(P)),
+                         "test_paper_c": probe.loc["paper-C", "test"], "c_paper": probe.loc["paper-C", "C"],
+                         "test_common_c": probe.loc["common-C", "test"],
+                         "c_common": probe.loc["common-C", "C"],
+                         "test_zu": probe.loc["paper-C", "test_zu"],
+                         "paper_test": PAPER_TABLE1[(kind, MODERN_DIM)][2]})
+    return pd.DataFrame(rows)
+
+
+def modern_findings(df: pd.DataFrame) -> list[str]:
+    """Markdown sentences comparing the Adadelta and Adam runs of :func:`modern_comparison`."""
+    out = []
+    for name, g in df.groupby("model", sort=False):
+        a = g[g.optimizer == "adadelta"].iloc[0]
+        b = g[g.optimizer == "adam"].iloc[0]
+        s = (f"**{name} ({MODERN_DIM})**: with Adam the test ELBO is {b.test_elbo:.1f} nats against "
+             f"{a.test_elbo:.1f} with Adadelta ({signed(b.test_elbo - a.test_elbo)}); the code carries "
+             f"{b.test_kl_z:.1f} nats against {a.test_kl_z:.1f}, in {b.active_z} active dimensions against "
+             f"{a.active_z}. The probe's test accuracy goes from {a.test_paper_c:.2f}% (Adadelta) to "
+             f"{b.test_paper_c:.2f}% (Adam) with the paper's C = {a.c_paper:g}, and from "
+             f"{a.test_common_c:.2f}% to {b.test_common_c:.2f}% with the common C = {a.c_common:g}; "
+             f"the paper reports {a.paper_test:.2f}%.")
+        if not math.isnan(a.test_zu):
+            s += (f" With the pose appended (z+u, paper's C): {a.test_zu:.2f}% (Adadelta), "
+                  f"{b.test_zu:.2f}% (Adam).")
+        out.append(s)
+    return out
+
+
+__all__ = ["PAPER_TABLE1", "TABLE1_COLUMNS", "PROTOCOLS", "REPRODUCE_SDS", "probe_rows",
+           "probe_features", "common_c", "table1", "table1_view", "common_c_sentence",
+           "table1_findings", "modern_comparison", "modern_findings"]

@@ -1,0 +1,117 @@
+"""Chapter 04, training: every model of the book trained (or loaded from the cache), its time,
+its learning curves, and the sentences the chapter prints about them.
+
+Units: ELBO terms are per-digit nats; times are seconds (``ms_per_batch``: milliseconds).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+
+import pandas as pd
+
+from ..cache import is_cached
+from ..config import Config
+from ..profiles import Profile
+from . import registry, store
+from .text import signed
+
+
+def history_frame(checkpoint: dict) -> pd.DataFrame:
+    """A checkpoint's per-epoch history as a DataFrame (columns ``epoch``, ``seconds``,
+    ``train_loss``, ``train_bce``/``kl_z``/``kl_u``/``elbo``, ``test_...``; nats per digit)."""
+    return pd.DataFrame(checkpoint["history"])
+
+
+def _run_row(cfg: Config, n_train: int, checkpoint: dict, cached: bool, wall: float) -> dict:
+    """One row of :func:`train_all`'s table (see there)."""
+    h = checkpoint["history"]
+    last = h[-1] if h else {}
+    seconds = float(sum(r["seconds"] for r in h))
+    row = {"label": registry.label(cfg), "model": cfg.model, "zdim": cfg.zdim, "dim_u": cfg.udim,
+           "prior": cfg.prior, "rank": cfg.rank, "tps_start": cfg.tps_start, "dataset": cfg.dataset,
+           "optimizer": cfg.optimizer, "seed": cfg.seed, "epochs": cfg.epochs, "train_size": n_train,
+           "cached": cached, "train_seconds": seconds, "wall_seconds": wall,
+           "ms_per_batch": 1000 * seconds / max(1, len(h) * math.ceil(n_train / cfg.batch_size))}
+    for k in ("bce", "kl_z", "kl_u", "elbo"):
+        row[f"test_{k}"] = last.get(f"test_{k}", float("nan"))
+    return row
+
+
+def train_all(P: Profile, configs: Iterable[Config] | None = None, *,
+              log: Callable[[str], None] | None = print) -> pd.DataFrame:
+    """Train (or load from the cache) every configuration (default: all of
+    :func:`tvae.book.registry.needed_models`), in order, logging one line each.
+
+    Returns one row per model: ``label``, the config fields that vary (``model``, ``zdim``,
+    ``dim_u``, ``prior``, ``rank``, ``tps_start``, ``dataset``, ``optimizer``, ``seed``, ``epochs``,
+    ``train_size``), ``cached`` (it was already trained), ``train_seconds`` (the training
+    loops' wall time summed over epochs, from the checkpoint history; evaluation excluded),
+    ``ms_per_batch`` (the same per minibatch, milliseconds),
+    ``wall_seconds`` (time spent now, training or loading) and the last epoch's test terms
+    ``test_bce``, ``test_kl_z``, ``test_kl_u``, ``test_elbo``.
+    """
+    configs = registry.needed_models(P) if configs is None else list(configs)
+    rows = []
+    t_all = time.perf_counter()
+    for i, cfg in enumerate(configs, 1):
+        data = store.data_for(P, cfg)
+        cached = is_cached(cfg, data.identity)
+        t0 = time.perf_counter()
+        ck = store.checkpoint(P, cfg)
+        row = _run_row(cfg, len(data.x_train), ck, cached, time.perf_counter() - t0)
+        rows.append(row)
+        if log is not None:
+            how = "from the cache" if cached else f"trained in {row['wall_seconds']:.1f} s"
+            log(f"[{i:>2}/{len(configs)}] {row['label']:<44} {how:<20} "
+                f"test ELBO {row['test_elbo']:8.2f} nats  (total {time.perf_counter() - t_all:.0f} s)")
+    return pd.DataFrame(rows)
+
+
+def main_histories(P: Profile) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """``({label: history_frame}, {label: colour})`` of the main models (the five kinds at
+    dim z 20), for the chapter's learning curves."""
+    main = registry.main_models(P)
+    histories = {registry.label(c): history_frame(store.checkpoint(P, c)) for c in main}
+    colors = {registry.label(c): registry.COLORS[c.model] for c in main}
+    return histories, colors
+
+
+def curve_split(h: pd.DataFrame, split: str = "test") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of a history (:func:`history_frame`) evaluated on ``split``'s per-epoch curve
+    subset, and the others. The trainer evaluates every epoch but the last on the first
+    ``EVAL_CURVE_MAX`` digits of each split and the last epoch on more (``n_eval_train`` /
+    ``n_eval_test`` say how many), so only the first group is one curve; the last epoch's
+    numbers are on other digits. A one-epoch history is all curve."""
+    col = f"n_eval_{split}"
+    if col not in h or len(h) == 0:
+        return h, h.iloc[0:0]
+    same = h[col] == h[col].iloc[0]
+    return h[same], h[~same]
+
+
+def training_findings(histories: dict[str, pd.DataFrame]) -> list[str]:
+    """Markdown sentences on training curves (``{label: history_frame(...)}``): for each model
+    the final test ELBO (last epoch, its final evaluation set), the change between the last two
+    epochs evaluated on the same per-epoch subset of test digits, and the train-test ELBO gap."""
+    out = []
+    for name, h in histories.items():
+        last = h.iloc[-1]
+        n_last = f" on {int(last.n_eval_test):,} test digits" if "n_eval_test" in h else ""
+        s = f"**{name}**: test ELBO {last.test_elbo:.2f} nats after {int(last.epoch)} epoch(s){n_last}"
+        curve, _ = curve_split(h, "test")
+        if len(curve) > 1:
+            a, b = curve.iloc[-2], curve.iloc[-1]
+            d = b.test_elbo - a.test_elbo
+            sub = f" (the first {int(b.n_eval_test):,} test digits)" if "n_eval_test" in h else ""
+            s += f"; {signed(d, 2)} nats from epoch {int(a.epoch)} to {int(b.epoch)}{sub}"
+            s += ", still improving" if d > 0 else ", no longer improving"
+        gap = last.train_elbo - last.test_elbo
+        s += f"; train minus test ELBO {signed(gap, 2)} nats."
+        out.append(s)
+    return out
+
+
+__all__ = ["history_frame", "train_all", "main_histories", "curve_split", "training_findings"]

@@ -1,0 +1,153 @@
+"""Chapter 10, experiment 6: the importance-sampled log-likelihood against the ELBO on the same
+draws, and their gap against KL(q(z|x) || p(z)); the sentences the chapter prints.
+
+The estimate is the importance-weighted bound of Burda, Grosse & Salakhutdinov, *Importance
+Weighted Autoencoders* (ICLR 2016): with ``k`` draws from q, ``log (1/k) sum_i w_i``, a lower
+bound of ``log p(x)`` that rises with ``k`` (their theorem 1); ``k = 1`` is the ELBO.
+Written to ``results/<profile>/likelihood.csv``. Units: per-digit nats.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.special import logsumexp
+
+from ..config import Config
+from ..io import write_csv
+from ..priors import kl_std_normal
+from ..profiles import Profile
+from . import registry, store
+
+LIKELIHOOD_COLUMNS = ["model", "prior", "dim_z", "dim_u", "k", "n", "log_likelihood", "elbo", "gap",
+                      "se_gap", "kl_z", "kl_u", "kl", "gap_over_kl", "corr_gap_kl", "label", "seed"]
+"""The columns of ``likelihood.csv``."""
+
+
+def log_weights(P: Profile, cfg: Config, *, batch_size: int = 250) -> dict[str, np.ndarray]:
+    """Importance log-weights of ``cfg``'s model on the first ``P.ll_n`` test digits, with
+    ``P.ll_k`` draws from q each (seeded with ``P.seed``; kept in memory,
+    :func:`tvae.book.store.remember`).
+
+    Returns ``lw`` ``(n, k)`` (nats: log p(x, z, u') - log q(z, u'|x)), ``kl_z`` and ``kl_u``
+    ``(n,)`` (analytic KL of q(z|x), q(u'|x) from their standard normal priors; 0 for a flat
+    pose), ``labels`` ``(n,)``."""
+    return store.remember(("log_weights", P, cfg.key()), lambda: _log_weights(P, cfg, batch_size))
+
+
+@torch.no_grad()
+def _log_weights(P: Profile, cfg: Config, batch_size: int) -> dict[str, np.ndarray]:
+    model = store.model(P, cfg)
+    model.eval()
+    x = store.test_x(P)[: P.ll_n]
+    gen = torch.Generator(device=x.device).manual_seed(P.seed)
+    lw, kl_z, kl_u = [], [], []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        lw.append(model.log_weights(xb, P.ll_k, gen).double().cpu())
+        post = model.encode(xb)
+        kl_z.append(kl_std_normal(post.mu_z, post.logsigma_z).double().cpu())
+        kl_u.append(kl_std_normal(post.mu_u, post.logsigma_u).double().cpu()
+                    if post.logsigma_u is not None else torch.zeros(len(xb), dtype=torch.float64))
+    return {"lw": torch.cat(lw).numpy(), "kl_z": torch.cat(kl_z).numpy(), "kl_u": torch.cat(kl_u).numpy(),
+            "labels": store.data(P).y_test[: len(x)].cpu().numpy()}
+
+
+def log_mean_weight(lw: np.ndarray) -> np.ndarray:
+    """``log (1/k) sum_i exp(lw[..., i])`` over the last axis (``scipy.special.logsumexp``
+    minus ``log k``): the importance-sampled log-likelihood of each digit."""
+    return logsumexp(lw, axis=-1) - math.log(lw.shape[-1])
+
+
+def likelihood_digits(P: Profile, cfg: Config) -> pd.DataFrame:
+    """Per test digit for ``cfg``: ``log_likelihood`` (importance sampling, ``P.ll_k`` draws),
+    ``elbo`` (mean of the same draws' log-weights: a Monte Carlo ELBO), ``gap`` (their
+    difference, >= 0 by Jensen's inequality), ``kl_z``, ``kl_u``, ``kl``, ``digit`` (class)."""
+    w = log_weights(P, cfg)
+    ll, elbo = log_mean_weight(w["lw"]), w["lw"].mean(1)
+    return pd.DataFrame({"label": registry.label(cfg), "model": cfg.model, "prior": cfg.prior,
+                         "index": np.arange(len(ll)), "digit": w["labels"], "log_likelihood": ll,
+                         "elbo": elbo, "gap": ll - elbo, "kl_z": w["kl_z"], "kl_u": w["kl_u"],
+                         "kl": w["kl_z"] + w["kl_u"]})
+
+
+def likelihood_vs_k(P: Profile, cfg: Config, ks: Iterable[int] | None = None) -> pd.DataFrame:
+    """Mean importance-sampled log-likelihood with the first ``k`` of the ``P.ll_k`` draws, for
+    each ``k`` of ``ks`` (default: 1, 2, 5, 10, 20, 50... up to ``P.ll_k``). ``k = 1`` is the
+    ELBO of one draw. Columns ``label``, ``model``, ``k``, ``log_likelihood``, ``se``."""
+    w = log_weights(P, cfg)["lw"]
+    if ks is None:
+        ks = sorted({k for k in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if k <= P.ll_k}
+                    | {P.ll_k})
+    rows = []
+    for k in ks:
+        ll = log_mean_weight(w[:, :k])
+        rows.append({"label": registry.label(cfg), "model": cfg.model, "k": int(k),
+                     "log_likelihood": float(ll.mean()),
+                     "se": float(ll.std(ddof=1) / math.sqrt(len(ll))) if len(ll) > 1 else math.nan})
+    return pd.DataFrame(rows)
+
+
+def likelihood_table(P: Profile, *, configs: Iterable[Config] | None = None, write: bool = True,
+                     out_dir: str | Path | None = None) -> pd.DataFrame:
+    """Experiment 6: for each model of :func:`tvae.book.registry.likelihood_models` (or
+    ``configs``), on ``P.ll_n`` test digits with ``P.ll_k`` importance samples: mean
+    ``log_likelihood`` and ``elbo`` (same draws), ``gap`` and its standard error ``se_gap``
+    (sample standard deviation over the digits, over sqrt(n)), mean ``kl_z``, ``kl_u``, ``kl``
+    (= KL(q || prior) of all the latents integrated out), ``gap_over_kl`` (ratio of the means)
+    and ``corr_gap_kl`` (Pearson correlation over digits). The paper claims gap ~ KL(q(z|x) ||
+    p(z)). Written to ``likelihood.csv`` when ``write``."""
+    configs = registry.likelihood_models(P) if configs is None else list(configs)
+    rows = []
+    for cfg in configs:
+        d = likelihood_digits(P, cfg)
+        corr = (float(np.corrcoef(d.gap, d.kl)[0, 1])
+                if len(d) > 2 and d.gap.std() > 0 and d.kl.std() > 0 else math.nan)
+        rows.append({"model": cfg.model, "prior": cfg.prior, "dim_z": cfg.zdim, "dim_u": cfg.udim,
+                     "k": P.ll_k, "n": len(d), "log_likelihood": d.log_likelihood.mean(),
+                     "elbo": d.elbo.mean(), "gap": d.gap.mean(),
+                     "se_gap": d.gap.std() / math.sqrt(len(d)), "kl_z": d.kl_z.mean(),
+                     "kl_u": d.kl_u.mean(), "kl": d.kl.mean(), "gap_over_kl": d.gap.mean() / d.kl.mean(),
+                     "corr_gap_kl": corr, "label": registry.label(cfg), "seed": cfg.seed})
+    df = pd.DataFrame(rows, columns=LIKELIHOOD_COLUMNS)
+    if write:
+        write_csv(df, Path(out_dir or P.results_dir()) / "likelihood.csv")
+    return df
+
+
+def likelihood_findings(df: pd.DataFrame) -> list[str]:
+    """Markdown sentences on experiment 6 (``df`` from :func:`likelihood_table`)."""
+    if not len(df):
+        return []
+    k, n = int(df.k.iloc[0]), int(df.n.iloc[0])
+    out = [f"With k = {k} importance samples on {n} test digits, the gap between the "
+           "importance-sampled log-likelihood and the ELBO ranges from "
+           f"{df.gap.min():.2f} nats ({df.label[df.gap.idxmin()]}) to {df.gap.max():.2f} nats "
+           f"({df.label[df.gap.idxmax()]}), while KL(q || prior) ranges from {df.kl.min():.1f} to "
+           f"{df.kl.max():.1f} nats."]
+    r = df.gap_over_kl
+    out.append(f"The ratio gap / KL lies between {r.min():.3f} and {r.max():.3f} (mean "
+               f"{r.mean():.3f}); a ratio near 1 would be the paper's 'gap ~ KL(q(z|x) || p(z))'.")
+    c = df.corr_gap_kl.dropna()
+    if len(c):
+        out.append(f"Across digits the gap and the KL are correlated with Pearson r between "
+                   f"{c.min():.2f} and {c.max():.2f} depending on the model.")
+    return out
+
+
+def digits_and_curves(P: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-digit frames (:func:`likelihood_digits`) and log-likelihood-against-k curves
+    (:func:`likelihood_vs_k`) of every model of the chapter, concatenated."""
+    configs = registry.likelihood_models(P)
+    digits = pd.concat([likelihood_digits(P, c) for c in configs], ignore_index=True)
+    curves = pd.concat([likelihood_vs_k(P, c) for c in configs], ignore_index=True)
+    return digits, curves
+
+
+__all__ = ["LIKELIHOOD_COLUMNS", "log_weights", "log_mean_weight", "likelihood_digits",
+           "likelihood_vs_k", "likelihood_table", "likelihood_findings", "digits_and_curves"]

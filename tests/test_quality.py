@@ -310,3 +310,21 @@ def test_sampling_modes_are_checked():
         q.sample_images(flat, 4, "upright")
     a = q.sample_images(flat, 4, "mean", seed=3)
     assert torch.equal(a, flat.sample(4, torch.Generator().manual_seed(3), pose="mean"))
+
+
+def test_shift_images_against_a_loop():
+    from tvae.classifier import shift_images
+
+    x = torch.rand(6, 784, generator=torch.Generator().manual_seed(12))
+    got = shift_images(x, 2, torch.Generator().manual_seed(5))
+    d = torch.randint(0, 5, (2, 6), generator=torch.Generator().manual_seed(5)) - 2
+    img = x.reshape(6, 28, 28)
+    for i in range(6):
+        expected = torch.zeros(28, 28)
+        for r in range(28):
+            for c in range(28):
+                rr, cc = r + int(d[0, i]), c + int(d[1, i])
+                if 0 <= rr < 28 and 0 <= cc < 28:
+                    expected[r, c] = img[i, rr, cc]
+        assert torch.equal(got[i].reshape(28, 28), expected)
+    assert torch.equal(shift_images(x, 0, torch.Generator()), x)

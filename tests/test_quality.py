@@ -67,15 +67,21 @@ def brute_radii(a: np.ndarray, k: int) -> np.ndarray:
 
 @pytest.mark.parametrize("k", [1, 3, 5])
 def test_knn_radii_against_brute_force(k):
-    a = np.random.default_rng(4).normal(size=(53, 6))
+    a = np.random.default_rng(4).normal(size=(53, 6)).astype(np.float32)   # features are float32
     got = q.knn_radii(torch.from_numpy(a), k, chunk=7).numpy()     # several chunks
-    np.testing.assert_allclose(got, brute_radii(a, k), rtol=1e-10)
+    np.testing.assert_allclose(got, brute_radii(a.astype(np.float64), k), rtol=1e-12)
 
 
 def test_knn_radii_count_duplicates_at_distance_zero():
     a = np.repeat(np.random.default_rng(5).normal(size=(5, 3)), 4, axis=0)   # 4 copies each
     assert np.all(q.knn_radii(a, 3).numpy() == 0)
     assert np.all(q.knn_radii(a, 4).numpy() > 0)
+    # 12 copies: more ties than screened candidates (k + 1 + RADIUS_SPARE = 8), so every row
+    # takes the full float64 recomputation, which must agree with brute force
+    b = np.repeat(np.random.default_rng(5).normal(size=(3, 3)).astype(np.float32), 12, axis=0)
+    for k in (3, 11, 12):
+        np.testing.assert_allclose(q.knn_radii(b, k).numpy(), brute_radii(b.astype(np.float64), k),
+                                   rtol=1e-12)
 
 
 def test_precision_recall_of_a_set_against_itself_is_one():
@@ -87,8 +93,8 @@ def test_precision_recall_of_a_set_against_itself_is_one():
 
 def test_precision_recall_against_brute_force():
     rng = np.random.default_rng(7)
-    real = rng.normal(size=(120, 5))
-    fake = rng.normal(size=(90, 5)) * 1.5 + 0.5
+    real = rng.normal(size=(120, 5)).astype(np.float32).astype(np.float64)
+    fake = (rng.normal(size=(90, 5)) * 1.5 + 0.5).astype(np.float32).astype(np.float64)
     k = 3
     d2 = brute_sq(fake, real)
     rr, rg = brute_radii(real, k), brute_radii(fake, k)

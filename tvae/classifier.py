@@ -40,8 +40,9 @@ EVAL_BATCH = 1000
 class ClassifierConfig:
     """Everything that determines a trained classifier (with the data's identity).
 
-    The defaults reach 99.3% test accuracy on the full training set (measured: see the
-    README of issue 14's report); ``train_size`` and ``epochs`` shrink it for tests.
+    With the defaults, trained on all 60,000 training digits with seed 0 on the CPU, it
+    recognises 99.28% of the 10,000 test digits (6 epochs, about 30 s each on one idle core);
+    ``train_size`` and ``epochs`` shrink it for tests.
     """
 
     channels: tuple[int, int] = (16, 32)

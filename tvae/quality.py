@@ -82,18 +82,11 @@ NN_CHUNK = 256
 61 MB)."""
 
 RADIUS_SPARE = 4
-"""k-NN radii: candidates kept beyond the k + 1 nearest of the norm-trick screening before the
-exact recomputation (float64 screening errors are ~1e-16 of the squared norms: a spare of 4
-only matters for exact ties, whose distances are equal anyway)."""
+"""k-NN radii: candidates kept beyond the k + 1 nearest of the float32 screening before the
+exact recomputation (more spare, fewer rows recomputed in full when distances nearly tie)."""
 
 FEATURE_CHUNK = 1024
 """Rows per block of the feature-space distance computations (1024 x 10,000 float64: 82 MB)."""
-
-TIE_TOLERANCE = 1e-12
-"""Relative tolerance of the float64 distance comparisons in feature space: a point counts as
-inside a ball when ``d^2 <= r^2 + TIE_TOLERANCE * (|a|^2 + |b|^2)``, so that a point exactly on
-a ball's boundary (in particular a point of the set itself, or its duplicate) is not excluded
-by the rounding of the norm trick (float64 rounding error is ~1e-16 of the same scale)."""
 
 MODES = ("mean", "prior", "identity")
 """Sampling modes: the pose of :meth:`tvae.models.VAE.sample`."""
@@ -155,35 +148,62 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
     return float(((mu1 - mu2) ** 2).sum() + np.trace(c1) + np.trace(c2) - 2 * cross)
 
 
-def _as64(f: Tensor | np.ndarray) -> Tensor:
-    return (f if isinstance(f, Tensor) else torch.from_numpy(np.asarray(f))).detach().cpu().double()
+def _as32(f: Tensor | np.ndarray) -> Tensor:
+    return (f if isinstance(f, Tensor) else torch.from_numpy(np.asarray(f))).detach().cpu().float()
 
 
-def _sq_dists(a: Tensor, b: Tensor, na: Tensor, nb: Tensor) -> Tensor:
-    """Squared distances ``(len(a), len(b))`` by the norm trick, float64, clipped at 0."""
-    return (na[:, None] + nb[None, :] - 2 * a @ b.T).clamp_min_(0)
+def _margin(d: int, na: Tensor, nb_max: float) -> Tensor:
+    """A bound, per row, on the float32 rounding error of ``|a|^2 + |b|^2 - 2 a.b`` over ``d``
+    dimensions, for rows of norm ``na`` (float64) against rows of norm at most ``nb_max``:
+    Higham's ``gamma_d (|a| + |b|)^2`` for the dot product and the two squared norms, three more
+    roundings of that size for the sums, all doubled to spare."""
+    u = 2.0 ** -24
+    gamma = d * u / (1 - d * u)
+    return 2 * (gamma + 3 * u) * (na + nb_max) ** 2
+
+
+def _screen(a: Tensor, b: Tensor, na2: Tensor, nb2: Tensor) -> Tensor:
+    """Squared distances ``(len(a), len(b))`` by the norm trick in float32 (screening only)."""
+    return torch.addmm(na2[:, None] + nb2[None, :], a, b.T, alpha=-2)
+
+
+def _exact_sq(a: Tensor, b: Tensor) -> Tensor:
+    """Squared distances of paired rows, ``sum((a - b)^2)`` in float64 (duplicates at exactly 0)."""
+    d = a.double() - b.double()
+    return (d * d).sum(-1)
 
 
 def knn_radii(f: Tensor | np.ndarray, k: int = K_NEIGHBOURS, chunk: int = FEATURE_CHUNK) -> Tensor:
-    """Distance of every row of ``f`` ``(N, d)`` to its ``k``-th nearest *other* row (float64,
-    ``(N,)``): the radius of its ball in the k-NN manifold. Duplicates count as neighbours at
-    distance 0. Needs ``N > k``."""
-    a = _as64(f)
+    """Distance of every row of ``f`` ``(N, d)`` (taken as float32, as features are) to its
+    ``k``-th nearest *other* row (float64, ``(N,)``): the radius of its ball in the k-NN
+    manifold. Duplicates count as neighbours at distance 0. Needs ``N > k``.
+
+    The ``k + 1 +`` :data:`RADIUS_SPARE` nearest are screened by the norm trick in float32, and
+    their distances recomputed in float64 as sums of squared differences; a row for which a
+    screened-out point could still be nearer (within the float32 error bound) is recomputed
+    against all rows in float64. The result is exact to float64 rounding."""
+    a = _as32(f)
     if len(a) <= k:
         raise ConfigError(f"k-NN radii need more than k = {k} points, got {len(a)}")
-    na = (a * a).sum(1)
-    out = torch.empty(len(a), dtype=torch.float64)
+    n64 = (a.double() ** 2).sum(1)
+    n32, norms = n64.float(), n64.sqrt()
     c = min(len(a), k + 1 + RADIUS_SPARE)
+    out = torch.empty(len(a), dtype=torch.float64)
     for i in range(0, len(a), chunk):
-        d2 = _sq_dists(a[i:i + chunk], a, na[i:i + chunk], na)
-        rows = torch.arange(len(d2))
+        ai = a[i:i + chunk]
+        d2 = _screen(ai, a, n32[i:i + chunk], n32)
+        rows = torch.arange(len(ai))
         d2[rows, rows + i] = -1.0       # the point itself, always first
-        # the (k+1)-th smallest including the point itself is the k-th nearest other point;
-        # the best candidates' distances are recomputed as sums of squared differences, so that
-        # duplicates are at exactly 0
-        idx = d2.topk(c, dim=1, largest=False).indices
-        exact = ((a[i:i + chunk, None, :] - a[idx]) ** 2).sum(2)
-        out[i:i + chunk] = exact.sort(1).values[:, k]
+        vals, idx = d2.topk(min(c + 1, len(a)), dim=1, largest=False)
+        # the (k+1)-th smallest including the point itself is the k-th nearest other point
+        best = _exact_sq(ai[:, None, :], a[idx[:, :c]]).sort(1).values[:, k]
+        if c < len(a):
+            floor = vals[:, c].double() - _margin(a.shape[1], norms[i:i + chunk], float(norms.max()))
+            for j in torch.nonzero(best > floor).squeeze(1).tolist():
+                full = _exact_sq(ai[j][None, :], a)
+                full[i + j] = -1.0
+                best[j] = full.sort().values[k]
+        out[i:i + chunk] = best
     return out.sqrt()
 
 
@@ -191,21 +211,36 @@ def precision_recall(real: Tensor | np.ndarray, fake: Tensor | np.ndarray, k: in
                      real_radii: Tensor | None = None, fake_radii: Tensor | None = None,
                      chunk: int = FEATURE_CHUNK) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019) of the ``fake`` features against
-    the ``real`` ones: precision is the fraction of fake rows within the ``k``-NN ball of some
-    real row, recall the fraction of real rows within the ball of some fake row (balls closed,
-    see :data:`TIE_TOLERANCE`). Radii are computed with :func:`knn_radii` unless given."""
-    r, g = _as64(real), _as64(fake)
-    rr = knn_radii(r, k) if real_radii is None else _as64(real_radii)
-    rg = knn_radii(g, k) if fake_radii is None else _as64(fake_radii)
-    nr, ng = (r * r).sum(1), (g * g).sum(1)
+    the ``real`` ones (both taken as float32): precision is the fraction of fake rows within
+    the (closed) ``k``-NN ball of some real row, recall the fraction of real rows within the
+    ball of some fake row. Radii are computed with :func:`knn_radii` unless given.
+
+    Distances are screened in float32 by the norm trick; the pairs whose comparison with a
+    radius is within the float32 error bound are decided again with float64 sums of squared
+    differences, so every decision is exact to float64 rounding."""
+    r, g = _as32(real), _as32(fake)
+    rr = knn_radii(r, k) if real_radii is None else _as32(real_radii).double()
+    rg = knn_radii(g, k) if fake_radii is None else _as32(fake_radii).double()
+    nr64, ng64 = (r.double() ** 2).sum(1), (g.double() ** 2).sum(1)
+    nr32, ng32 = nr64.float(), ng64.float()
+    rr2, rg2 = rr ** 2, rg ** 2
+    rmax = float(nr64.max().sqrt())
     fake_in = torch.zeros(len(g), dtype=torch.bool)
     real_in = torch.zeros(len(r), dtype=torch.bool)
     for i in range(0, len(g), chunk):
-        gi, ngi = g[i:i + chunk], ng[i:i + chunk]
-        d2 = _sq_dists(gi, r, ngi, nr)
-        slack = TIE_TOLERANCE * (ngi[:, None] + nr[None, :])
-        fake_in[i:i + chunk] = (d2 <= rr[None, :] ** 2 + slack).any(1)
-        real_in |= (d2 <= rg[i:i + chunk, None] ** 2 + slack).any(0)
+        gi = g[i:i + chunk]
+        d2 = _screen(gi, r, ng32[i:i + chunk], nr32).double()
+        m = _margin(g.shape[1], ng64[i:i + chunk].sqrt(), rmax)[:, None]
+        for radius2, fake_side in ((rr2[None, :], True), (rg2[i:i + chunk, None], False)):
+            inside = d2 <= radius2 - m                       # surely inside
+            unsure = (d2 <= radius2 + m) & ~inside
+            pi, pj = torch.nonzero(unsure, as_tuple=True)
+            if len(pi):
+                inside[pi, pj] = _exact_sq(gi[pi], r[pj]) <= radius2.expand_as(d2)[pi, pj]
+            if fake_side:
+                fake_in[i:i + chunk] = inside.any(1)
+            else:
+                real_in |= inside.any(0)
     return float(fake_in.double().mean()), float(real_in.double().mean())
 
 
@@ -231,11 +266,12 @@ def nearest_distances(x: Tensor, ref: Tensor, exclude: Tensor | None = None,
     ``ref`` ``(M, D)``, float64 ``(N,)``. ``exclude``: for each row of ``x``, an index of
     ``ref`` to leave out (its own copy, for training digits; ``-1``: none).
 
-    Screening by the norm trick in float32 (one matrix product per block of ``chunk`` rows),
-    then the ``candidates`` best re-ranked with float64 distances. The result is certified
-    exact: a row whose best re-ranked distance is not below every screened-out one minus the
-    float32 rounding bound (Higham's ``gamma_D |s| |t|`` for a dot product of length ``D``, with
-    a factor 2 to spare) is recomputed against all of ``ref`` in float64.
+    Screening by the norm trick in float32 (one matrix product per block of ``chunk`` rows,
+    over the pixels where some row of ``ref`` is non-zero: the others add nothing to the dot
+    products), then the ``candidates`` best re-ranked with float64 distances. The result is
+    certified exact: a row whose best re-ranked distance is not below every screened-out one
+    minus the float32 rounding bound (:func:`_margin`) is recomputed against all of ``ref`` in
+    float64.
     """
     xs, rs = x.detach().cpu().float(), ref.detach().cpu().float()
     if xs.shape[1] != rs.shape[1]:
@@ -243,13 +279,14 @@ def nearest_distances(x: Tensor, ref: Tensor, exclude: Tensor | None = None,
     nx64 = (xs.double() ** 2).sum(1)
     nr64 = (rs.double() ** 2).sum(1)
     nr32 = nr64.float()
-    gamma = xs.shape[1] * 2.0 ** -24 / (1 - xs.shape[1] * 2.0 ** -24)
+    cols = torch.nonzero((rs != 0).any(0)).squeeze(1)
+    xs_c, rs_c = xs[:, cols].contiguous(), rs[:, cols].contiguous()
     rmax = float(nr64.max().sqrt())
     c = min(candidates, len(rs))
     out = torch.empty(len(xs), dtype=torch.float64)
     for i in range(0, len(xs), chunk):
         xb = xs[i:i + chunk]
-        d2 = torch.addmm(nr32[None, :], xb, rs.T, alpha=-2)   # |t|^2 - 2 s.t (|s|^2 is per row)
+        d2 = torch.addmm(nr32[None, :], xs_c[i:i + chunk], rs_c.T, alpha=-2)  # |t|^2 - 2 s.t
         if exclude is not None:
             ex = exclude[i:i + chunk].cpu()
             rows = torch.nonzero(ex >= 0).squeeze(1)
@@ -262,13 +299,10 @@ def nearest_distances(x: Tensor, ref: Tensor, exclude: Tensor | None = None,
             exact[cand == ex[:, None]] = float("inf")
         best = exact.min(1).values
         if c < len(rs):
-            # a screened-out t has a screened value |t|^2 - 2 s.t at least the (c+1)-th one; its
-            # float32 error is at most 2 gamma |s| |t| (the dot product) plus a few roundings of
-            # numbers below (|s| + |t|)^2, counted with a factor 2 to spare
+            # a screened-out t has a screened value |t|^2 - 2 s.t at least the (c+1)-th one,
+            # and its true |s|^2 + |t|^2 - 2 s.t is at least that plus |s|^2 minus the bound
             nxb = nx64[i:i + chunk]
-            sn = nxb.sqrt()
-            margin = 2 * (2 * gamma * sn * rmax + 4 * 2.0 ** -24 * (sn + rmax) ** 2)
-            floor = vals[:, c].double() + nxb - margin
+            floor = vals[:, c].double() + nxb - _margin(len(cols), nxb.sqrt(), rmax)
             for j in torch.nonzero(best > floor).squeeze(1).tolist():
                 full = ((rs.double() - xb[j].double()) ** 2).sum(1)
                 if exclude is not None and ex[j] >= 0:

@@ -152,6 +152,13 @@ def test_nearest_distances_exact_with_ties_and_exclusion():
     np.fill_diagonal(d2, np.inf)
     got = q.nearest_distances(ref2, ref2, exclude=torch.arange(30), candidates=2, chunk=8)
     np.testing.assert_allclose(got.numpy(), np.sqrt(d2.min(1)), rtol=1e-12)
+    # ties at a non-zero distance with a row left out: the float64 re-screening must honour it
+    shifted = base + 0.01
+    ref3 = torch.cat([base, shifted, shifted])
+    d2 = brute_sq(base.double().numpy(), ref3.double().numpy())
+    d2[np.arange(40), np.arange(40)] = np.inf
+    got = q.nearest_distances(base, ref3, exclude=torch.arange(40), candidates=1, chunk=16)
+    np.testing.assert_allclose(got.numpy(), np.sqrt(d2.min(1)), rtol=1e-12)
     # -1: nothing left out (distance 0 to itself)
     ex = torch.full((30,), -1)
     assert torch.all(q.nearest_distances(ref2, ref2, exclude=ex) == 0)

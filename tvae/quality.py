@@ -73,17 +73,23 @@ BLUR_SIGMA = 1.0
 """Standard deviation in pixels of the Gaussian blur of the blurred-test-digits baseline:
 enough to soften the strokes visibly, about as blurry as a weak VAE's samples."""
 
-NN_CANDIDATES = 8
+NN_CANDIDATES = 32
 """Nearest-training-digit search: candidates per sample kept from the float32 screening and
-re-ranked with exact float64 distances (see :func:`nearest_distances`)."""
+re-ranked with exact float64 distances (see :func:`nearest_distances`). Blurry samples have
+many training digits at nearly the same distance: with 32 candidates the float32 screening
+certifies almost every row, and the rest are screened again in float64."""
 
 NN_CHUNK = 256
 """Samples per block of the nearest-training-digit search (a 256 x 60,000 float32 block is
 61 MB)."""
 
-RADIUS_SPARE = 4
+RADIUS_SPARE = 8
 """k-NN radii: candidates kept beyond the k + 1 nearest of the float32 screening before the
-exact recomputation (more spare, fewer rows recomputed in full when distances nearly tie)."""
+exact recomputation (more spare, fewer rows screened again in float64 when distances nearly
+tie)."""
+
+REF_BLOCK = 8192
+"""Reference rows per block of the float64 re-screening (:func:`_float64_nearest`)."""
 
 FEATURE_CHUNK = 1024
 """Rows per block of the feature-space distance computations (1024 x 10,000 float64: 82 MB)."""
@@ -173,6 +179,37 @@ def _exact_sq(a: Tensor, b: Tensor) -> Tensor:
     return (d * d).sum(-1)
 
 
+def _float64_nearest(q: Tensor, ref: Tensor, m: int, exclude: Tensor | None = None,
+                     cols: Tensor | None = None, spare: int = RADIUS_SPARE) -> Tensor:
+    """The ``m`` smallest squared distances from each row of ``q`` to the rows of ``ref``,
+    sorted, float64 ``(len(q), m)``: screened by the norm trick in float64 (block by block of
+    :data:`REF_BLOCK` reference rows, over the columns ``cols``, where ``ref`` is non-zero),
+    ``m + spare`` candidates recomputed as sums of squared differences. Float64 rounding
+    (~1e-13 of the squared norms) can only swap candidates whose distances agree to that
+    precision. ``exclude``: one index of ``ref`` per row to leave out (``-1``: none)."""
+    q64 = q.double()
+    qc = q64 if cols is None else q64[:, cols]
+    nq = (q64 * q64).sum(1)
+    c = min(m + spare, len(ref))
+    vals, idxs = [], []
+    for j in range(0, len(ref), REF_BLOCK):
+        rb = ref[j:j + REF_BLOCK].double()
+        rc = rb if cols is None else rb[:, cols]
+        d2 = nq[:, None] + (rb * rb).sum(1)[None, :] - 2 * qc @ rc.T
+        if exclude is not None:
+            rows = torch.nonzero((exclude >= j) & (exclude < j + len(rb))).squeeze(1)
+            d2[rows, exclude[rows] - j] = float("inf")
+        v, i = d2.topk(min(c, len(rb)), dim=1, largest=False)
+        vals.append(v)
+        idxs.append(i + j)
+    top = torch.cat(vals, 1).topk(c, dim=1, largest=False).indices
+    cand = torch.cat(idxs, 1).gather(1, top)
+    exact = _exact_sq(q[:, None, :], ref[cand])
+    if exclude is not None:
+        exact[cand == exclude[:, None]] = float("inf")
+    return exact.sort(1).values[:, :m]
+
+
 def knn_radii(f: Tensor | np.ndarray, k: int = K_NEIGHBOURS, chunk: int = FEATURE_CHUNK) -> Tensor:
     """Distance of every row of ``f`` ``(N, d)`` (taken as float32, as features are) to its
     ``k``-th nearest *other* row (float64, ``(N,)``): the radius of its ball in the k-NN
@@ -180,8 +217,8 @@ def knn_radii(f: Tensor | np.ndarray, k: int = K_NEIGHBOURS, chunk: int = FEATUR
 
     The ``k + 1 +`` :data:`RADIUS_SPARE` nearest are screened by the norm trick in float32, and
     their distances recomputed in float64 as sums of squared differences; a row for which a
-    screened-out point could still be nearer (within the float32 error bound) is recomputed
-    against all rows in float64. The result is exact to float64 rounding."""
+    screened-out point could still be nearer (within the float32 error bound) is screened again
+    in float64 (:func:`_float64_nearest`). The result is exact to float64 rounding."""
     a = _as32(f)
     if len(a) <= k:
         raise ConfigError(f"k-NN radii need more than k = {k} points, got {len(a)}")
@@ -198,11 +235,13 @@ def knn_radii(f: Tensor | np.ndarray, k: int = K_NEIGHBOURS, chunk: int = FEATUR
         # the (k+1)-th smallest including the point itself is the k-th nearest other point
         best = _exact_sq(ai[:, None, :], a[idx[:, :c]]).sort(1).values[:, k]
         if c < len(a):
-            floor = vals[:, c].double() - _margin(a.shape[1], norms[i:i + chunk], float(norms.max()))
-            for j in torch.nonzero(best > floor).squeeze(1).tolist():
-                full = _exact_sq(ai[j][None, :], a)
-                full[i + j] = -1.0
-                best[j] = full.sort().values[k]
+            # a screened-out point is at least this far (a squared distance is never negative,
+            # so ties at 0, duplicates, are always certified)
+            floor = (vals[:, c].double()
+                     - _margin(a.shape[1], norms[i:i + chunk], float(norms.max()))).clamp_min(0)
+            redo = torch.nonzero(best > floor).squeeze(1)
+            if len(redo):
+                best[redo] = _float64_nearest(ai[redo], a, k + 1)[:, k]
         out[i:i + chunk] = best
     return out.sqrt()
 
@@ -268,10 +307,10 @@ def nearest_distances(x: Tensor, ref: Tensor, exclude: Tensor | None = None,
 
     Screening by the norm trick in float32 (one matrix product per block of ``chunk`` rows,
     over the pixels where some row of ``ref`` is non-zero: the others add nothing to the dot
-    products), then the ``candidates`` best re-ranked with float64 distances. The result is
-    certified exact: a row whose best re-ranked distance is not below every screened-out one
-    minus the float32 rounding bound (:func:`_margin`) is recomputed against all of ``ref`` in
-    float64.
+    products), then the ``candidates`` best re-ranked with float64 distances. A row whose best
+    re-ranked distance is not below every screened-out one minus the float32 rounding bound
+    (:func:`_margin`) is screened again in float64 (:func:`_float64_nearest`). The result is
+    exact to float64 rounding.
     """
     xs, rs = x.detach().cpu().float(), ref.detach().cpu().float()
     if xs.shape[1] != rs.shape[1]:
@@ -302,12 +341,12 @@ def nearest_distances(x: Tensor, ref: Tensor, exclude: Tensor | None = None,
             # a screened-out t has a screened value |t|^2 - 2 s.t at least the (c+1)-th one,
             # and its true |s|^2 + |t|^2 - 2 s.t is at least that plus |s|^2 minus the bound
             nxb = nx64[i:i + chunk]
-            floor = vals[:, c].double() + nxb - _margin(len(cols), nxb.sqrt(), rmax)
-            for j in torch.nonzero(best > floor).squeeze(1).tolist():
-                full = ((rs.double() - xb[j].double()) ** 2).sum(1)
-                if exclude is not None and ex[j] >= 0:
-                    full[ex[j]] = float("inf")
-                best[j] = full.min()
+            floor = (vals[:, c].double() + nxb
+                     - _margin(len(cols), nxb.sqrt(), rmax)).clamp_min(0)
+            redo = torch.nonzero(best > floor).squeeze(1)
+            if len(redo):
+                best[redo] = _float64_nearest(xb[redo], rs, 1, None if exclude is None
+                                              else ex[redo], cols)[:, 0]
         out[i:i + chunk] = best
     return out.sqrt()
 

@@ -577,8 +577,8 @@ def figure(df: pd.DataFrame, title: str | None = None):
               for lab, pose in dict.fromkeys(zip(models["label"], models["pose"], strict=True))]
     names = [lab if g["pose"].iloc[0] in ("mean", "none") else f"{lab} ({g['pose'].iloc[0]} pose)"
              for lab, g in groups]
-    fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 4.0 + 0.45 * len(groups)), 3.8),
-                             gridspec_kw={"width_ratios": [max(1.0, len(groups) / 5), 1]})
+    fig, axes = plt.subplots(1, 2, figsize=(max(10.0, 6.5 + 0.45 * len(groups)), 4.6),
+                             gridspec_kw={"width_ratios": [max(1.0, len(groups) / 6), 1]})
     ax = axes[0]
     colours = plt.get_cmap("tab10")
     for i, (_, g) in enumerate(groups):
@@ -589,7 +589,7 @@ def figure(df: pd.DataFrame, title: str | None = None):
     for j, (_, r) in enumerate(refs.iterrows()):
         ax.axhline(r["frechet"], color="0.5", ls=("--", ":", "-.")[j % 3], lw=1, label=r["label"])
     ax.set_xticks(range(len(groups)), names, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("Fréchet distance (this classifier's features)")
+    ax.set_ylabel("Fréchet distance\n(the classifier's features)")
     ax.set_yscale("log")
     ax.grid(axis="y", alpha=0.3)
     if len(refs):
@@ -606,8 +606,8 @@ def figure(df: pd.DataFrame, title: str | None = None):
     ax.set_xlabel(f"recall (k = {K_NEIGHBOURS})")
     ax.set_ylabel("precision")
     ax.grid(alpha=0.3)
-    if len(groups) <= 12:
-        ax.legend(fontsize=6, loc="lower left")
+    if len(groups) <= 16:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

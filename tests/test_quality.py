@@ -341,3 +341,12 @@ def test_shift_images_against_a_loop():
                     expected[r, c] = img[i, rr, cc]
         assert torch.equal(got[i].reshape(28, 28), expected)
     assert torch.equal(shift_images(x, 0, torch.Generator()), x)
+
+
+def test_settings_per_profile():
+    import tvae
+
+    paper, quick, smoke = (q.settings(tvae.resolve(p)) for p in ("paper", "quick", "smoke"))
+    assert paper.n == 10_000 and paper.classifier == ClassifierConfig() and paper.k == 3
+    assert quick.n == 2_000 and quick.classifier == ClassifierConfig()
+    assert smoke.n == 500 and smoke.classifier.train_size == 600

@@ -8,6 +8,9 @@ A corrupt or truncated entry is reported as a warning and retrained; an interrup
 checkpoint that is not yet complete) is resumed. A checkpoint trained elsewhere (a Ray worker,
 :mod:`tvae.engines`) enters the cache through :func:`store_checkpoint`, under the same lock and
 with the same atomic write as local training.
+
+The sample-quality classifier (:mod:`tvae.classifier`) is cached the same way, under its own
+key: ``classifier-<classifier config key>-<data identity>-c<CLASSIFIER_VERSION>.pt``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from .classifier import CLASSIFIER_VERSION, Classifier, ClassifierConfig, load_classifier
+from .classifier import train_classifier as _train_classifier
 from .config import Config
 from .data import load_dataset
 from .errors import CheckpointError
@@ -126,3 +131,30 @@ def store_checkpoint(config: Config, data_identity: str, state: dict,
 def is_cached(config: Config, data_identity: str, root: str | Path | None = None) -> bool:
     """Whether a complete entry exists (without training anything)."""
     return _complete(entry_path(config, data_identity, root))
+
+
+# --------------------------------------------------------------------- classifier ----
+def classifier_entry_path(config: ClassifierConfig, data_identity: str,
+                          root: str | Path | None = None) -> Path:
+    """Where the classifier of ``config`` trained on data ``data_identity`` is cached."""
+    return cache_dir(root) / f"classifier-{config.key()}-{data_identity}-c{CLASSIFIER_VERSION}.pt"
+
+
+def get_classifier(config: ClassifierConfig, data=None, *, data_dir: str | Path | None = None,
+                   device: str | None = None, root: str | Path | None = None
+                   ) -> tuple[Classifier, dict]:
+    """The trained classifier of ``config`` (trained now if not cached, under the entry's file
+    lock) and its checkpoint dict (``test_accuracy``, ``seconds``, ``history``...). ``data``:
+    MNIST as a :class:`tvae.data.Dataset` with ``config.train_size`` training digits, else
+    loaded as the config says."""
+
+    dev = select_device(device)
+    if data is None:
+        data = load_dataset(config.dataset, data_dir, device=dev, train_size=config.train_size,
+                            seed=config.seed)
+    path = classifier_entry_path(config, data.identity, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if not _complete(path):
+            _train_classifier(config, data, out=path, device=dev)
+        return load_classifier(path, dev)

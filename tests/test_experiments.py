@@ -85,8 +85,10 @@ def test_needed_models_by_name_and_paper_scale():
 def test_label_names_what_differs():
     P = tvae.resolve("smoke")
     assert R.label(P.config("vae", 20)) == "VAE z20"
-    assert R.label(P.config("tps-tvae", 20, seed=2, tps_start="double")) == \
-        "TPS-TVAE z20 (double start, seed 2)"
+    # TPS-TVAE starts from the original's doubled grid by default: the identity start is named
+    assert R.label(P.config("tps-tvae", 20, seed=2, tps_start="identity")) == \
+        "TPS-TVAE z20 (identity start, seed 2)"
+    assert R.label(P.config("tps-tvae", 20, seed=2)) == "TPS-TVAE z20 (seed 2)"
     assert R.label(P.config("affine-tvae", 20, prior="lowrank", rank=2)) == "Affine-TVAE z20 (lowrank r2)"
 
 

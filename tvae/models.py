@@ -47,9 +47,14 @@ def mlp(sizes: tuple[int, ...]) -> nn.Sequential:
 
 
 def log_bernoulli(x: Tensor, p: Tensor) -> Tensor:
-    """``sum_pixels x log p + (1 - x) log(1 - p)`` with grey targets: ``(B, D) -> (B,)``."""
+    """``sum_pixels x log p + (1 - x) log(1 - p)`` with grey targets: ``(B, D) -> (B,)``.
+
+    ``log(1 - p)``, not ``log1p(-p)``: with ``p`` clipped to ``[1e-6, 1 - 1e-6]`` the two differ
+    by at most ~6e-8 nats a pixel (``1 - p`` is exact for ``p >= 1/2``), while torch's CPU
+    ``log1p`` is not vectorised: 5.5x the time of ``log`` on a (100, 784) batch (2.67 ms
+    against 0.49 ms, measured on the project's CPU), a tenth of a VAE training step."""
     p = p.clamp(PIXEL_EPS, 1 - PIXEL_EPS)
-    return (x * p.log() + (1 - x) * torch.log1p(-p)).sum(-1)
+    return (x * p.log() + (1 - x) * torch.log(1 - p)).sum(-1)
 
 
 def log_cb_normaliser(p: Tensor) -> Tensor:

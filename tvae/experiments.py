@@ -612,7 +612,7 @@ def table1(P: Profile, *, kinds: Iterable[str] = ALL_KINDS, modern: bool = True,
             if key not in done:
                 t0 = time.perf_counter()
                 res = _seeded(lambda ftr=ftr, ytr=ytr, fte=fte, yte=yte, c=c:
-                              ev.linear_probe(ftr, ytr, fte, yte, c), P.seed)
+                              ev.cached_linear_probe(ftr, ytr, fte, yte, c), P.seed)
                 if has_pose:
                     zu = probe_features(P, r, with_pose=True)
                     res["test_zu"] = _svm_test_accuracy(*zu, c, P.seed)

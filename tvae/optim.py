@@ -91,7 +91,8 @@ def adadelta_update(param: Tensor, grad: Tensor, square_avg: Tensor, acc_delta: 
 
 
 _COMPILED_UPDATE: dict[str, Callable] = {}
-"""``torch.compile``d :func:`adadelta_update` per device type, compiled once per process."""
+"""``torch.compile``d :func:`adadelta_update` per device type, compiled once per process (with
+a symbolic length, so one compilation serves every model size)."""
 
 
 def compiled_adadelta_update(device_type: str) -> Callable:
@@ -99,7 +100,7 @@ def compiled_adadelta_update(device_type: str) -> Callable:
     Its rounding differs from the eager update's (fused multiply-adds, one sqrt ratio), by
     about 1e-7 relative per step."""
     if device_type not in _COMPILED_UPDATE:
-        _COMPILED_UPDATE[device_type] = torch.compile(adadelta_update, dynamic=False, fullgraph=True)
+        _COMPILED_UPDATE[device_type] = torch.compile(adadelta_update, dynamic=True, fullgraph=True)
     return _COMPILED_UPDATE[device_type]
 
 

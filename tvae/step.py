@@ -119,9 +119,13 @@ def compiled_loss(model: VAE) -> Callable[[Tensor, Tensor, Tensor | None], Tenso
     fn = _COMPILED[key]
     eager = eager_loss(model)
 
+    graphs = mode == "reduce-overhead"
+
     def step(x: Tensor, eps_z: Tensor, eps_u: Tensor | None) -> Tensor:
         if step.compiled:
             try:
+                if graphs:   # a new training iteration: the last step's graph outputs are dead
+                    torch.compiler.cudagraph_mark_step_begin()
                 return fn(model, x, eps_z, eps_u)
             except Exception as e:  # noqa: BLE001 - inductor/dynamo failures: fall back
                 log.warning("torch.compile failed (%s: %s); training with the eager step",

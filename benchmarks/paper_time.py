@@ -23,8 +23,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -59,17 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1, start_new_session=True)
     walls: dict[str, float] = {}
+
+    def stop() -> None:
+        print(f"time limit {a.time_limit:.0f} s reached: stopping the workers", flush=True)
+        os.killpg(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(a.time_limit, stop)
+    timer.start()
     try:
         for line in proc.stdout:
             print(line, end="", flush=True)
             m = LINE.search(line)
             if m:
                 walls[m.group(2).strip()] = float(m.group(3))
-            if time.perf_counter() - t0 > a.time_limit:
-                print(f"time limit {a.time_limit:.0f} s reached: stopping the workers", flush=True)
-                os.killpg(proc.pid, 9)
-                break
     finally:
+        timer.cancel()
         proc.wait()
     total_wall = time.perf_counter() - t0
     return report(a, cache, walls, total_wall)

@@ -28,13 +28,13 @@ log = logging.getLogger("tvae.train")
 
 CPU_COMPILE_DEFAULT = False
 """Compile the step on the CPU by default? No. Measured on the project's 2-vCPU VM (one thread,
-``benchmarks/bench_epoch.py --compile``; numbers in benchmarks/README.md): the compiled step
-(forward+loss and the fused Adadelta) saves ~25-30% of a VAE step, but compiling costs
-~25-40 s per model shape and process (inductor writes and builds C++), which only pays after
-~15,000 steps, and every compiled shape is a separate build; the test suite and the smoke and
-quick profiles train hundreds of short runs of distinct shapes. Compiled weights also differ
-from eager ones in the last bits, and the eager CPU step reproduces the pre-compile package
-bit for bit. Long CPU runs can opt in with ``TVAE_COMPILE=1``."""
+``benchmarks/bench_epoch.py --compile``, three runs at load1 6.5-10.7; benchmarks/README.md):
+the compiled step took 0.75-1.08 x the eager one's time (VAE 0.82-0.92, TPS-TVAE 0.75-1.04,
+Affine-DTVAE 0.79-1.08), but compiling cost 37-82 s per model shape and process with a cold
+inductor cache (7-21 s warm), which pays only after ~15,000 steps, while the tests and the
+smoke and quick profiles train hundreds of short runs of distinct shapes; and the eager CPU
+step reproduces the pre-compile package's weights bit for bit. Long CPU runs (the paper
+profile: 30,000 steps a model) can opt in with ``TVAE_COMPILE=1``."""
 
 COMPILE_ENV = "TVAE_COMPILE"
 

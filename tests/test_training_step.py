@@ -13,7 +13,13 @@ import torch
 
 from tvae import Config, TrainingError
 from tvae.models import build_model, log_normal
-from tvae.optim import FlatAdadelta, FlatParameters, adadelta_update, compiled_adadelta_update
+from tvae.optim import (
+    EAGER_CHUNK,
+    FlatAdadelta,
+    FlatParameters,
+    adadelta_update,
+    compiled_adadelta_update,
+)
 from tvae.step import compile_unavailable
 from tvae.train import (
     mean_pose,
@@ -55,6 +61,7 @@ def test_flat_adadelta_equals_torch_adadelta_over_real_steps(digits, model, prio
     opt_ref = torch.optim.Adadelta(ref.parameters(), lr=1.0, rho=0.95, eps=1e-6)
     flat = FlatParameters(mine)
     opt = FlatAdadelta(flat)
+    assert flat.param.numel() > 2 * EAGER_CHUNK                  # several chunks on the CPU
     g_ref, g_mine = gen(1), gen(1)
     for i in range(20):
         x = digits[(i * 50) % 250:(i * 50) % 250 + 50]

@@ -134,11 +134,12 @@ class VAE(nn.Module):
         ``(B, dim z)`` then, under a Gaussian pose prior, ``eps_u`` ``(B, dim u')`` (else
         ``None``), standard normal, drawn in that order from ``generator`` (the global stream
         when ``None``) on ``device`` (default: the model's)."""
-        dev = device if device is not None else next(self.parameters()).device
-        eps_z = _randn_on((batch, self.config.zdim), generator, dev)
+        param = next(self.parameters())
+        dev = device if device is not None else param.device
+        eps_z = _randn_on((batch, self.config.zdim), generator, dev, param.dtype)
         eps_u = None
         if self.pose is not None and self.pose.stochastic:
-            eps_u = _randn_on((batch, self.pose.code_dim), generator, dev)
+            eps_u = _randn_on((batch, self.pose.code_dim), generator, dev, param.dtype)
         return eps_z, eps_u
 
     def latents(self, post: Posterior, eps_z: Tensor, eps_u: Tensor | None = None
@@ -276,12 +277,13 @@ def _randn(shape: tuple[int, ...], generator: torch.Generator | None, device: to
     return torch.randn(shape, generator=generator, device=generator.device).to(device)
 
 
-def _randn_on(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
-    """Standard normal draws of ``shape`` on ``device`` from ``generator`` (on that device), else
-    from the global stream: the training noise."""
+def _randn_on(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device,
+              dtype: torch.dtype = torch.float32) -> Tensor:
+    """Standard normal draws of ``shape`` and ``dtype`` on ``device`` from ``generator`` (on that
+    device), else from the global stream: the training noise."""
     if generator is None:
-        return torch.randn(shape, device=device)
-    return torch.randn(shape, generator=generator, device=device)
+        return torch.randn(shape, device=device, dtype=dtype)
+    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
 
 
 class TVAE(VAE):

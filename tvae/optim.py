@@ -104,9 +104,28 @@ def compiled_adadelta_update(device_type: str) -> Callable:
     return _COMPILED_UPDATE[device_type]
 
 
+EAGER_CHUNK = 32768
+"""Elements per chunk of the eager update: its eleven elementwise operations run chunk by chunk
+(128 KB per buffer, so the running averages, the gradient and the temporaries stay in the
+core's L2 cache between operations) instead of buffer by buffer. Same numbers to the last bit
+(elementwise operations); measured on the project's CPU for the VAE's 0.55 M parameters
+(one thread, load ~2.4, 4 x 5 x 30 updates): 5.1 ms a step over the whole buffer, 3.1 ms in
+chunks of 32,768, 3.3 ms in chunks of 65,536."""
+
+
+def adadelta_update_chunked(param: Tensor, grad: Tensor, square_avg: Tensor, acc_delta: Tensor,
+                            lr: float, rho: float, eps: float, chunk: int = EAGER_CHUNK) -> None:
+    """:func:`adadelta_update` over consecutive chunks of the flat buffers (see
+    :data:`EAGER_CHUNK`)."""
+    for i in range(0, param.numel(), chunk):
+        s = slice(i, i + chunk)
+        adadelta_update(param[s], grad[s], square_avg[s], acc_delta[s], lr, rho, eps)
+
+
 class FlatAdadelta:
     """Adadelta over :class:`FlatParameters`, eager (``compiled=False``: the same numbers as
-    ``torch.optim.Adadelta``) or compiled into one fused pass (``compiled=True``).
+    ``torch.optim.Adadelta``; on the CPU chunk by chunk, :data:`EAGER_CHUNK`) or compiled into
+    one fused pass (``compiled=True``).
 
     ``state_dict()`` / ``load_state_dict()`` carry the two running averages and the step count,
     so a resumed run continues exactly."""
@@ -120,8 +139,8 @@ class FlatAdadelta:
         self.acc_delta = torch.zeros_like(flat.param)
         self.steps = 0
         self.compiled = compiled
-        self._update = (compiled_adadelta_update(flat.param.device.type) if compiled
-                        else adadelta_update)
+        eager = adadelta_update_chunked if flat.param.device.type == "cpu" else adadelta_update
+        self._update = compiled_adadelta_update(flat.param.device.type) if compiled else eager
 
     @torch.no_grad()
     def step(self) -> None:
@@ -164,5 +183,5 @@ class TorchOptimizer:
         self.opt.load_state_dict(state)
 
 
-__all__ = ["ADADELTA_EPS", "ADADELTA_RHO", "FlatAdadelta", "FlatParameters", "TorchOptimizer",
-           "adadelta_update", "compiled_adadelta_update"]
+__all__ = ["ADADELTA_EPS", "ADADELTA_RHO", "EAGER_CHUNK", "FlatAdadelta", "FlatParameters",
+           "TorchOptimizer", "adadelta_update", "adadelta_update_chunked", "compiled_adadelta_update"]

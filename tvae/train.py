@@ -18,6 +18,7 @@ per epoch (:func:`check_finite`), before anything of that epoch is saved.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -34,6 +35,8 @@ from .errors import CheckpointError, ConfigError, DeviceError, TrainingError
 from .models import VAE, build_model, log_bernoulli
 from .optim import FlatAdadelta, FlatParameters, TorchOptimizer
 from .step import compiled_loss, eager_loss, use_compile
+
+_log = logging.getLogger("tvae.train")
 
 FORMAT_VERSION = 1
 """Checkpoint format version; checkpoints of another version are refused."""
@@ -325,6 +328,9 @@ def start_run(config: Config, dev: torch.device, compile: bool | None = None) ->
     model = build_model(config).to(dev)
     compiled = use_compile(dev, compile)
     opt = make_optimizer(model, config, compiled=compiled)
+    _log.info("%s on %s: %s step (compiled and eager weights differ in the last bits; the "
+              "checkpoint's step_modes records which ran)", config.label(), dev,
+              "compiled" if compiled else "eager")
     return Run(config, model, opt, torch.Generator().manual_seed(config.seed),
                torch.Generator(device=dev).manual_seed(config.seed + 1),
                compiled_loss(model) if compiled else eager_loss(model))

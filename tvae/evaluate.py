@@ -7,7 +7,12 @@ a name says otherwise.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import warnings
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,6 +22,7 @@ from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.svm import LinearSVC
 from torch import Tensor
 
+from .io import write_text
 from .models import VAE, log_bernoulli
 from .train import EVAL_BATCH, evaluate_terms
 
@@ -173,6 +179,67 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
             "converged": bool(int(svm.n_iter_) < max_iter)}
 
 
+# ------------------------------------------------------------------ probe result cache ----
+PROBE_CACHE_VERSION = 1
+"""Version of what a cached probe result means (bump it if the probe's protocol changes)."""
+
+
+def probe_cache_dir() -> Path:
+    """Where probe results are cached: ``<model cache>/probes`` (``$TVAE_CACHE``, else ``./cache``)."""
+    from .cache import cache_dir
+
+    return cache_dir() / "probes"
+
+
+def _digest(arrays: list[np.ndarray], params: dict) -> str:
+    """sha256 of the arrays' dtypes, shapes and bytes, the parameters, the protocol's
+    constants, scikit-learn's version and numpy's global random state."""
+    import sklearn
+
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.view(np.uint8).reshape(-1))
+    rng = np.random.get_state()
+    h.update(json.dumps({**params, "sklearn": sklearn.__version__, "dual": SVM_DUAL,
+                         "version": PROBE_CACHE_VERSION, "np_rng": [rng[0], int(rng[2])]},
+                        sort_keys=True, default=str).encode())
+    h.update(np.asarray(rng[1]).tobytes())
+    return h.hexdigest()[:32]
+
+
+def cached_probe(what: str, arrays: list[np.ndarray], params: dict, compute: Callable[[], dict]
+                 ) -> dict:
+    """``compute()`` (a dict of JSON numbers and booleans), cached on disk under
+    :func:`probe_cache_dir` by the content of ``arrays`` (the features and labels: the data's
+    identity at the level that matters), ``params`` (C, folds, iteration limit), the solver
+    choice, scikit-learn's version and numpy's global random state. ``$TVAE_PROBE_CACHE=0``
+    turns the cache off. Entries are written atomically (temporary file, rename)."""
+    if os.environ.get("TVAE_PROBE_CACHE", "1") == "0":
+        return compute()
+    path = probe_cache_dir() / f"{what}-{_digest(arrays, {'what': what, **params})}.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)            # a foreign or damaged entry: recompute
+    result = compute()
+    write_text(path, json.dumps(result))
+    return result
+
+
+def cached_linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                        test_y: np.ndarray, c: float, folds: int = 9, max_iter: int = SVM_MAX_ITER
+                        ) -> dict[str, float]:
+    """:func:`linear_probe` through :func:`cached_probe`: features that do not depend on a model
+    (raw pixels, PCA) are probed once per data, protocol, C and scikit-learn version, not once
+    per book build."""
+    return cached_probe("probe", [train_x, train_y, test_x, test_y],
+                        {"c": float(c), "folds": folds, "max_iter": max_iter},
+                        lambda: linear_probe(train_x, train_y, test_x, test_y, c, folds, max_iter))
+
+
 def choose_common_c(feature_sets: list[np.ndarray], y: np.ndarray, grid=C_GRID,
                     folds: int = 3, max_samples: int = 10000, seed: int = 0) -> tuple[float, dict]:
     """One C for every row: the C of ``grid`` with the best mean CV accuracy over all feature
@@ -184,7 +251,10 @@ def choose_common_c(feature_sets: list[np.ndarray], y: np.ndarray, grid=C_GRID,
         idx, _ = train_test_split(idx, train_size=max_samples, stratify=y, random_state=seed)
     scores = {}
     for c in grid:
-        accs = [cv_accuracy(f[idx], y[idx], c, folds).mean() for f in feature_sets]
+        accs = [cached_probe("cv", [f[idx], y[idx]], {"c": float(c), "folds": folds},
+                             lambda f=f, c=c: {"mean": float(cv_accuracy(f[idx], y[idx], c, folds)
+                                                             .mean())})["mean"]
+                for f in feature_sets]
         scores[c] = float(np.mean(accs))
     best = max(scores, key=scores.get)
     return best, scores

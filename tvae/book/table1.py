@@ -126,7 +126,7 @@ def _probe(P: Profile, row: dict, c: float) -> dict:
     """The probe of one row at one C: :func:`tvae.evaluate.linear_probe`'s numbers, plus
     ``test_zu`` (z and u together; pose models) and ``seconds``."""
     t0 = time.perf_counter()
-    res = ev.linear_probe(*probe_features(P, row), c)
+    res = ev.cached_linear_probe(*probe_features(P, row), c)
     if row["config"] is not None and row["config"].udim > 0:
         ftr, ytr, fte, yte = probe_features(P, row, with_pose=True)
         with warnings.catch_warnings():

@@ -1,0 +1,71 @@
+"""The on-disk cache of linear-probe results (issue 11): keyed by the features' content, the
+protocol, C and scikit-learn's version; atomic; a damaged entry is recomputed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tvae.evaluate as ev
+
+
+@pytest.fixture
+def problem():
+    r = np.random.default_rng(0)
+    y = np.arange(120) % 3
+    x = r.normal(size=(120, 5)) + y[:, None]
+    return x[:90], y[:90], x[90:], y[90:]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TVAE_CACHE", str(tmp_path))
+    monkeypatch.delenv("TVAE_PROBE_CACHE", raising=False)
+    return tmp_path / "probes"
+
+
+def test_cached_probe_equals_the_probe_and_is_reused(problem, cache, monkeypatch):
+    want = ev.linear_probe(*problem, c=1.0, folds=3)
+    got = ev.cached_linear_probe(*problem, c=1.0, folds=3)
+    assert got == want
+    files = list(cache.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".json"
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(ev, "linear_probe", boom)
+    assert ev.cached_linear_probe(*problem, c=1.0, folds=3) == want        # from disk
+    with pytest.raises(AssertionError, match="recomputed"):                # another C
+        ev.cached_linear_probe(*problem, c=0.1, folds=3)
+    other = (problem[0] + 1e-9, *problem[1:])
+    with pytest.raises(AssertionError, match="recomputed"):                # other data
+        ev.cached_linear_probe(*other, c=1.0, folds=3)
+    import sklearn
+    monkeypatch.setattr(sklearn, "__version__", "0.0-other")
+    with pytest.raises(AssertionError, match="recomputed"):                # other scikit-learn
+        ev.cached_linear_probe(*problem, c=1.0, folds=3)
+    assert not list(cache.glob(".*.tmp"))
+
+
+def test_damaged_entry_is_recomputed_and_cache_can_be_turned_off(problem, cache, monkeypatch):
+    want = ev.cached_linear_probe(*problem, c=1.0, folds=3)
+    (entry,) = cache.iterdir()
+    entry.write_text("{not json")
+    assert ev.cached_linear_probe(*problem, c=1.0, folds=3) == want
+    assert entry.read_text().startswith("{")
+    monkeypatch.setenv("TVAE_PROBE_CACHE", "0")
+    entry.unlink()
+    assert ev.cached_linear_probe(*problem, c=1.0, folds=3) == want
+    assert not entry.exists()
+
+
+def test_common_c_scores_are_cached_and_unchanged(problem, cache):
+    x, y = problem[0], problem[1]
+    noise = np.random.default_rng(1).normal(size=x.shape)
+    first = ev.choose_common_c([x, noise], y, grid=(0.1, 1.0), folds=3)
+    assert len(list(cache.iterdir())) == 4                    # 2 feature sets x 2 C values
+    assert ev.choose_common_c([x, noise], y, grid=(0.1, 1.0), folds=3) == first
+    expected = {c: float(np.mean([ev.cv_accuracy(f, y, c, folds=3).mean() for f in (x, noise)]))
+                for c in (0.1, 1.0)}
+    assert first[1] == expected

@@ -130,9 +130,29 @@ def recon_vs_dim(P: Profile, *, write: bool = True, out_dir: str | Path | None =
     return df
 
 
+LEGACY_COLUMNS = {"test_bce": "bce_sampled_last", "test_kl_z": "kl_z", "test_bce_mean": "bce_mean_last"}
+"""Columns of a ``recon_vs_dim.csv`` written before seeds (one unseeded run per point, no
+per-epoch metric) and their names today (:func:`upgrade`)."""
+
+
+def upgrade(df: pd.DataFrame) -> pd.DataFrame:
+    """A ``recon_vs_dim`` table in today's columns: an older table (:data:`LEGACY_COLUMNS`,
+    perhaps no ``seed``) gets its columns renamed, ``bce_mean_best`` and ``best_epoch`` NaN; a current
+    table is returned as it is."""
+    if "bce_mean_last" in df or "test_bce_mean" not in df:
+        return df
+    out = df.rename(columns=LEGACY_COLUMNS)
+    for c in ("bce_mean_best", "best_epoch"):
+        out[c] = math.nan
+    if "seed" not in out:
+        out["seed"] = 0
+    return out
+
+
 def main_metric(df: pd.DataFrame) -> str:
     """The column chapter 05 plots and judges: ``bce_mean_best`` (the original's number) when
     every row has it, else ``bce_mean_last`` (models trained before the metric was logged)."""
+    df = upgrade(df)
     if "bce_mean_best" in df and df.bce_mean_best.notna().all() and len(df):
         return "bce_mean_best"
     return "bce_mean_last"
@@ -153,7 +173,7 @@ def recon_summary(df: pd.DataFrame, columns: tuple[str, ...] = ("bce_mean_best",
     ``dim_u``, ``latent_total``, ``n_seeds``, and for each of ``columns`` its mean over seeds
     (same name) and SD over seeds (``<name>_sd``, :func:`seed_stats`)."""
     out = []
-    for (m, z), g in df.groupby(["model", "dim_z"], sort=False):
+    for (m, z), g in upgrade(df).groupby(["model", "dim_z"], sort=False):
         row = {"model": m, "dim_z": z, "dim_u": g.dim_u.iloc[0],
                "latent_total": g.dim_z.iloc[0] + g.dim_u.iloc[0], "n_seeds": len(g)}
         for c in columns:
@@ -226,6 +246,5 @@ def recon_findings(df: pd.DataFrame, col: str | None = None) -> list[str]:
 
 
 __all__ = ["RECON_COLUMNS", "METRICS", "METRIC_NAMES", "ACTIVE_NATS", "kl_per_dim", "active_dims",
-           "summary_of",
-           "recon_vs_dim", "main_metric", "seed_stats", "recon_summary", "vae_bce_at_total",
-           "recon_findings"]
+           "summary_of", "recon_vs_dim", "LEGACY_COLUMNS", "upgrade", "main_metric", "seed_stats",
+           "recon_summary", "vae_bce_at_total", "recon_findings"]

@@ -2,20 +2,35 @@
 behind it, from the tables the other chapters wrote (``results/<profile>/*.csv``).
 
 Each rule is stated in its function's docstring; the verdicts are :data:`REPRODUCED`,
-:data:`PARTLY`, :data:`NOT_REPRODUCED` and :data:`UNTESTED`.
+:data:`PARTLY`, :data:`NOT_REPRODUCED`, :data:`UNDECIDED` and :data:`UNTESTED`.
+
+**The seed rule** (the one rule of every verdict on a number or an ordering; chapter 14 prints
+it, :data:`RULE`). A number of ours is the mean over the profile's seeds, its spread the SD over
+seeds (``n - 1`` in the denominator). *A paper number is reproduced* when it lies within
+:data:`SPREAD_SDS` SDs of the difference of two independent estimates: ``|ours - paper| <= 2
+sqrt(SD_seeds^2 + SD_paper^2)``, where ``SD_paper`` is the paper's own SD where it gives one (Table
+1's CV SD) and 0 otherwise (:func:`within_spread`). *An ordering* "A better than B" is reproduced
+when A's seed mean beats B's by more than 2 standard errors of the difference of the means,
+``2 sqrt(SD_A^2 / n_A + SD_B^2 / n_B)``, not reproduced when B beats A by more than that, and
+undecided between (:func:`order_verdict`); "A at least as good as B" is reproduced unless B beats A
+by more than that. With one seed the seed SD is unknown: the spread counts it as 0, the verdict
+is decided on the sign alone, and its evidence says that it rests on one seed and is not
+decisive.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..io import read_csv
 from ..profiles import Profile
-from .latent_dimension import vae_bce_at_total
+from .latent_dimension import METRIC_NAMES, main_metric, recon_summary, vae_bce_at_total
 from .registry import LABELS, PAPER_KINDS, RAW_DIM
-from .table1 import PAPER_TABLE1, PROTOCOLS, REPRODUCE_SDS
+from .table1 import PAPER_TABLE1, PROTOCOLS
 from .text import signed
 
 
@@ -26,6 +41,71 @@ def read_result(P: Profile, name: str, root: str | Path = "results") -> pd.DataF
 
 
 REPRODUCED, PARTLY, NOT_REPRODUCED, UNTESTED = "reproduced", "partly", "not reproduced", "not testable here"
+UNDECIDED = "within the seed spread"
+"""An ordering whose seed means differ by less than 2 standard errors (see the seed rule)."""
+
+SPREAD_SDS = 2.0
+"""Width of the seed rule's spread in SDs: about a 95% band for a difference of two estimates."""
+
+ONE_SEED = "rests on one seed, not decisive"
+"""What a verdict's evidence says when it rests on one seed (the seed spread unknown)."""
+
+RULE = (f"A paper number is *reproduced* when it lies within {SPREAD_SDS:g} SD of ours, the SD "
+        "combining our SD over seeds with the paper's own SD where it gives one: |ours - paper| <= "
+        f"{SPREAD_SDS:g} sqrt(SD_seeds^2 + SD_paper^2), ours being the mean over seeds. An ordering "
+        "'A better than B' is *reproduced* when A's seed mean beats B's by more than "
+        f"{SPREAD_SDS:g} standard errors of the difference, sqrt(SD_A^2/n_A + SD_B^2/n_B), *not "
+        "reproduced* when B beats A by more than that, and *within the seed spread* otherwise; "
+        "'A at least as good as B' is reproduced unless B beats A by more than that. With one "
+        "seed the spread of the seeds is unknown: the verdict follows the paper's SD (numbers) "
+        "or the sign (orderings) alone and says that it rests on one seed and is not decisive.")
+"""The seed rule in one paragraph (chapter 14 prints it; the module docstring explains it)."""
+
+
+def _nan0(x: float) -> float:
+    return 0.0 if x is None or math.isnan(x) else float(x)
+
+
+def spread(sd_seeds: float, paper_sd: float = math.nan) -> float:
+    """Half-width of the seed rule's band: ``SPREAD_SDS * sqrt(SD_seeds^2 + SD_paper^2)``, an
+    unknown (NaN) SD counting as 0."""
+    return SPREAD_SDS * math.hypot(_nan0(sd_seeds), _nan0(paper_sd))
+
+
+def within_spread(mean: float, sd_seeds: float, paper: float, paper_sd: float = math.nan) -> bool:
+    """Whether the paper's number lies within :func:`spread` of our seed mean (the seed rule)."""
+    return bool(abs(mean - paper) <= spread(sd_seeds, paper_sd))
+
+
+def order_verdict(a: tuple[float, float, int], b: tuple[float, float, int], *,
+                  strict: bool = True, higher_is_better: bool = True) -> tuple[str, str]:
+    """The seed rule on the claim 'A better than B' (``strict``) or 'A at least as good as B':
+    ``a`` and ``b`` are ``(seed mean, SD over seeds, n seeds)``. Returns ``(verdict, evidence)``,
+    the evidence naming the difference, the 2-SE threshold, and :data:`ONE_SEED` when either
+    side has one seed."""
+    diff = (a[0] - b[0]) * (1 if higher_is_better else -1)  # > 0: A better
+    one = min(a[2], b[2]) < 2
+    se = math.nan if one else math.sqrt(_nan0(a[1]) ** 2 / a[2] + _nan0(b[1]) ** 2 / b[2])
+    return diff_verdict(diff, se, strict=strict)
+
+
+def diff_verdict(diff: float, se: float, *, strict: bool = True) -> tuple[str, str]:
+    """The seed rule on a difference ``diff`` (> 0: the claim's direction) with standard error
+    ``se`` (NaN: one seed, decided on the sign alone): see :func:`order_verdict`."""
+    one = math.isnan(se)
+    thr = 0.0 if one else SPREAD_SDS * se
+    if strict:
+        verdict = REPRODUCED if diff > thr else (NOT_REPRODUCED if diff < -thr else UNDECIDED)
+    else:
+        verdict = REPRODUCED if diff >= -thr else NOT_REPRODUCED
+    ev = f"difference {signed(diff, 2)} (better = positive)"
+    ev += f", {ONE_SEED}" if one else f", 2 SE = {thr:.2f}"
+    return verdict, ev
+
+
+def _pm(mean: float, sd: float, digits: int = 1) -> str:
+    """``mean ± SD`` (just the mean when the SD is unknown)."""
+    return f"{mean:.{digits}f}" + ("" if math.isnan(sd) else f" ± {sd:.{digits}f}")
 
 GAP_KL_RANGE = (0.5, 2.0)
 """gap / KL(q || prior) within this range counts as 'roughly equal' (experiment 6's claim)."""
@@ -39,60 +119,106 @@ def _share(n_ok: int, n: int) -> str:
     return REPRODUCED if n and n_ok == n else (PARTLY if n_ok else NOT_REPRODUCED)
 
 
-def recon_verdicts(df: pd.DataFrame) -> list[dict]:
-    """The paper's claims on experiment 1 checked against a :func:`recon_vs_dim` table.
+def _summary(df: pd.DataFrame) -> pd.DataFrame:
+    """A chapter-05 table reduced over seeds (:func:`recon_summary`), unless it already is."""
+    return df if "n_seeds" in df or ("seed" not in df and "test_bce_mean" not in df) else recon_summary(df)
 
-    1. The VAE's test BCE is lowest near 25 latent variables: reproduced when the VAE's best
-       dim z is one of the two measured dims around 25 and is not the largest dim measured.
+
+def _same_total_diffs(s: pd.DataFrame, col: str) -> dict[str, tuple[float, float, bool]]:
+    """Per transformer model of a summary ``s``: ``(mean over its points of (its seed mean -
+    the VAE's at the same total size), the standard error of that mean difference, one seed)``,
+    the VAE's mean and SD interpolated in log total size (:func:`vae_bce_at_total`)."""
+    others = s[s.model != "vae"]
+    vae_mean = vae_bce_at_total(s, col).loc[others.index]
+    sd_col = col + "_sd"
+    has_sd = sd_col in s and s[sd_col].notna().any()
+    vae_sd = vae_bce_at_total(s.assign(**{sd_col: s[sd_col].fillna(0)}), sd_col).loc[others.index] \
+        if has_sd else pd.Series(0.0, index=others.index)
+    n_vae = int(s[s.model == "vae"].n_seeds.min()) if "n_seeds" in s else 1
+    out = {}
+    for m in dict.fromkeys(others.model):
+        g = others[others.model == m]
+        d = (g[col] - vae_mean[g.index]).dropna()
+        if not len(d):
+            continue
+        n = int(g.n_seeds.min()) if "n_seeds" in g else 1
+        one = min(n, n_vae) < 2
+        var = 0.0 if one else float((g.loc[d.index, sd_col].fillna(0) ** 2 / n
+                                     + vae_sd[d.index] ** 2 / n_vae).sum()) / len(d) ** 2
+        out[m] = (float(d.mean()), math.sqrt(var), one)
+    return out
+
+
+def recon_verdicts(df: pd.DataFrame) -> list[dict]:
+    """The paper's claims on experiment 1 checked against a :func:`recon_vs_dim` table (one row
+    per seed; reduced here to seed means and SDs, :func:`recon_summary`), in the column of
+    :func:`main_metric` (the original's best-epoch posterior-mean BCE when every run logged it).
+
+    1. The VAE's error is lowest near 25 latent variables: reproduced when the VAE's best dim z
+       (by seed mean) is one of the two measured dims around 25 and is not the largest dim
+       measured; the seed means and SDs of every dim are the evidence.
     2. The transformer models reconstruct better than the VAE at the same total latent size
-       (the VAE's curve interpolated, :func:`vae_bce_at_total`): per model, a negative mean
-       difference.
+       (the VAE's curve interpolated, :func:`vae_bce_at_total`): per model, the seed rule's
+       ordering (:func:`order_verdict`) on the mean difference over its points; the claim is
+       reproduced when it is for every model.
     3. Mostly TPS-TVAE and Affine-DTVAE: they are the two transformer models with the largest
-       advantage in 2 (the most negative mean difference from the VAE at the same total size;
-       all three need a difference).
+       advantage in 2 and both are better than the VAE by 2 (all three need a difference);
+       partly when one of them is among the top two.
     """
     ex = "exp. 1 (ch. 05)"
+    s = _summary(df)
+    col = main_metric(df)
+    sd_col = col + "_sd"
+    one_seed = "n_seeds" not in s or int(s.n_seeds.min()) < 2
+    tail = f"; {ONE_SEED}" if one_seed else ""
     out = []
-    v = df[df.model == "vae"].sort_values("dim_z")
+    v = s[s.model == "vae"].sort_values("dim_z")
+    claim = "The VAE's reconstruction error is lowest near 25 latent variables"
     if len(v) >= 3:
-        best = int(v.loc[v.test_bce.idxmin(), "dim_z"])
+        best = int(v.loc[v[col].idxmin(), "dim_z"])
         dims = sorted(v.dim_z)
         below = [d for d in dims if d <= 25]
         above = [d for d in dims if d >= 25]
         near = {below[-1] if below else dims[0], above[0] if above else dims[-1]}
         ok = best in near and best != dims[-1]
-        out.append(_verdict("The VAE's reconstruction error is lowest near 25 latent variables", ex,
-                            REPRODUCED if ok else NOT_REPRODUCED,
-                            f"VAE test BCE lowest at dim z = {best} among {dims} ({v.test_bce.min():.1f} "
-                            f"nats; {v.test_bce.iloc[-1]:.1f} at dim z = {dims[-1]})"))
+        sds = v[sd_col] if sd_col in v else pd.Series(np.nan, index=v.index)
+        out.append(_verdict(claim, ex, REPRODUCED if ok else NOT_REPRODUCED,
+                            f"VAE {METRIC_NAMES.get(col, col)} lowest at dim z = {best} among {dims}; "
+                            "seed mean ± SD per dim: "
+                            + ", ".join(f"{int(r.dim_z)}: {_pm(r[col], sds[i])}" for i, r in v.iterrows())
+                            + tail))
     else:
-        out.append(_verdict("The VAE's reconstruction error is lowest near 25 latent variables", ex, UNTESTED,
-                            f"only {len(v)} VAE dims measured in this profile"))
-    others = df[df.model != "vae"]
-    same = vae_bce_at_total(df).loc[others.index]
-    diffs = {}
-    for m in dict.fromkeys(others.model):
-        d = (others.test_bce[others.model == m] - same[others.model == m]).dropna()
-        if len(d):
-            diffs[m] = d.mean()
+        out.append(_verdict(claim, ex, UNTESTED, f"only {len(v)} VAE dims measured in this profile"))
+    diffs = _same_total_diffs(s, col)
+    better_than_vae: set[str] = set()
+    claim = "Transformer models reconstruct better than the VAE (same dim z + dim u)"
     if diffs:
-        n_ok = sum(d < 0 for d in diffs.values())
-        out.append(_verdict("Transformer models reconstruct better than the VAE (same dim z + dim u)", ex,
-                            _share(n_ok, len(diffs)),
-                            "mean test BCE minus the VAE's at the same total size: "
-                            + ", ".join(f"{LABELS[m]} {signed(d)} nats" for m, d in diffs.items())))
+        parts, oks = [], []
+        for m, (d, se, one) in diffs.items():
+            verdict, evid = diff_verdict(-d, math.nan if one else se)
+            oks.append(verdict == REPRODUCED)
+            if verdict == REPRODUCED:
+                better_than_vae.add(m)
+            parts.append(f"{LABELS[m]} {signed(d)} nats ({verdict}; {evid})")
+        out.append(_verdict(claim, ex, _share(sum(oks), len(oks)),
+                            f"mean {METRIC_NAMES.get(col, col)} minus the VAE's at the same total size: "
+                            + "; ".join(parts)))
     else:
-        out.append(_verdict("Transformer models reconstruct better than the VAE (same dim z + dim u)", ex,
-                            UNTESTED, "no transformer model inside the VAE's range of total latent sizes"))
+        out.append(_verdict(claim, ex, UNTESTED,
+                            "no transformer model inside the VAE's range of total latent sizes"))
     if len(diffs) >= 3:
-        ranked = sorted(diffs, key=diffs.get)
+        ranked = sorted(diffs, key=lambda m: diffs[m][0])
         top2 = set(ranked[:2])
         want = {"tps-tvae", "affine-dtvae"}
-        out.append(_verdict("Mostly TPS-TVAE and Affine-DTVAE", ex,
-                            REPRODUCED if top2 == want else (PARTLY if top2 & want else NOT_REPRODUCED),
-                            "largest advantage over the VAE at the same total size (mean test BCE "
-                            "difference): "
-                            + ", ".join(f"{LABELS[m]} {signed(diffs[m])} nats" for m in ranked)))
+        better = {m for m in want if m in better_than_vae}
+        verdict = (REPRODUCED if top2 == want and better == want else
+                   PARTLY if top2 & want else NOT_REPRODUCED)
+        out.append(_verdict("Mostly TPS-TVAE and Affine-DTVAE", ex, verdict,
+                            "largest advantage over the VAE at the same total size (mean "
+                            f"{METRIC_NAMES.get(col, col)} difference ± SE): " + ", ".join(
+                                f"{LABELS[m]} {signed(diffs[m][0])} nats" + ("" if diffs[m][2] else
+                                                                         f" ± {diffs[m][1]:.1f}")
+                                for m in ranked) + tail))
     else:
         out.append(_verdict("Mostly TPS-TVAE and Affine-DTVAE", ex, UNTESTED,
                             f"only {len(diffs)} transformer model(s) inside the VAE's range of total "
@@ -100,48 +226,77 @@ def recon_verdicts(df: pd.DataFrame) -> list[dict]:
     return out
 
 
+def _acc(g: pd.DataFrame, kind: str) -> tuple[float, float, int]:
+    """``(seed mean, SD over seeds, n)`` of the test accuracy of one row of a Table 1 view."""
+    r = g.loc[kind]
+    return float(r.test), float(r.get("test_sd", math.nan)), int(r.get("n_seeds", 1))
+
+
 def table1_verdicts(df: pd.DataFrame) -> list[dict]:
-    """The paper's Table 1 checked against a :func:`table1` table (paper rows, both protocols):
-    rows within :data:`REPRODUCE_SDS` standard deviations; at each dim every transformer model's
-    test accuracy above the VAE's; the best model at each dim the paper's best."""
+    """The paper's Table 1 checked against a :func:`table1` table (seed means and SDs):
+
+    1. Per protocol, the paper rows whose CV mean lies within the seed rule's spread
+       (``within_2sd``: :func:`within_spread` with our SD over seeds and the paper's CV SD).
+    2. At each dim every transformer model's test accuracy at least the VAE's (paper-C, the
+       seed rule's 'at least as good' ordering).
+    3. "DTVAE > TVAE >= VAE at dim 8": Affine-DTVAE's test accuracy above Affine-TVAE's,
+       Affine-TVAE's at least the VAE's (paper-C, seed rule).
+    4. "TPS-TVAE best at dim 20": TPS-TVAE above each other paper model (paper-C, seed rule).
+    """
     ex = "Table 1 (ch. 08)"
     out = []
+    one_seed = "n_seeds" not in df or int(df[df.input.isin(PAPER_KINDS)].n_seeds.min()) < 2
+    tail = f"; {ONE_SEED}" if one_seed else ""
     for protocol in PROTOCOLS:
         d = df[(df.protocol == protocol) & (df.row_kind == "paper")]
         if len(d):
             ok = d[d.within_2sd == True]  # noqa: E712 - True/False/None column
             out.append(_verdict(f"Table 1 numbers ({protocol})", ex, _share(len(ok), len(d)),
-                                f"{len(ok)} of {len(d)} rows with CV mean within {REPRODUCE_SDS:g} paper "
-                                "std; median distance of the test accuracy from the paper's "
-                                f"{d.diff_test.abs().median():.2f} points"))
+                                f"{len(ok)} of {len(d)} rows with the paper's CV mean within "
+                                f"{SPREAD_SDS:g} sqrt(SD_seeds^2 + SD_paper^2) of our seed mean; "
+                                "median distance of the test accuracy from the paper's "
+                                f"{d.diff_test.abs().median():.2f} points" + tail))
     d = df[(df.protocol == "paper-C") & (df.row_kind == "paper")]
-    pairs, wins, parts = 0, 0, []
-    for dim in sorted(set(d.dim) - {RAW_DIM}):
+    dims = sorted(set(d.dim) - {RAW_DIM})
+    oks, parts = [], []
+    for dim in dims:
         g = d[d.dim == dim].set_index("input")
         if "vae" not in g.index:
             continue
         for k in PAPER_KINDS[1:]:
             if k in g.index:
-                pairs += 1
-                wins += bool(g.loc[k, "test"] > g.loc["vae", "test"])
-                parts.append(f"{LABELS[k]} ({dim}) {signed(g.loc[k, 'test'] - g.loc['vae', 'test'], 2)}")
-    if pairs:
-        out.append(_verdict("Transformer models' codes are more linearly separable than the VAE's", ex,
-                            _share(wins, pairs), "test accuracy minus the VAE's at the same dim (paper-C): "
-                            + ", ".join(parts)))
-    best_ok, best_parts = 0, []
-    dims = sorted(set(d.dim) - {RAW_DIM})
-    for dim in dims:
-        g = d[(d.dim == dim) & d.input.isin(PAPER_KINDS)]
-        if not len(g):
-            continue
-        ours = g.loc[g.test.idxmax(), "input"]
-        paper = max(PAPER_KINDS, key=lambda k: PAPER_TABLE1.get((k, dim), (0, 0, -1))[2])
-        best_ok += ours == paper
-        best_parts.append(f"dim {dim}: ours {LABELS[ours]}, paper's {LABELS[paper]}")
-    if best_parts:
-        out.append(_verdict("The best model at each dim (Affine-DTVAE at 8, TPS-TVAE at 20)", ex,
-                            _share(best_ok, len(best_parts)), "; ".join(best_parts)))
+                verdict, evid = order_verdict(_acc(g, k), _acc(g, "vae"), strict=False)
+                oks.append(verdict == REPRODUCED)
+                parts.append(f"{LABELS[k]} ({dim}) {_pm(*_acc(g, k)[:2], 2)} vs VAE "
+                             f"{_pm(*_acc(g, 'vae')[:2], 2)}: {verdict}")
+    if oks:
+        out.append(_verdict("Transformer models' codes are at least as linearly separable as the VAE's",
+                            ex, _share(sum(oks), len(oks)), "test accuracy, paper-C, seed mean ± SD: "
+                            + "; ".join(parts) + tail))
+    g = d[d.dim == 8].set_index("input")
+    if {"affine-dtvae", "affine-tvae", "vae"} <= set(g.index):
+        v1, e1 = order_verdict(_acc(g, "affine-dtvae"), _acc(g, "affine-tvae"))
+        v2, e2 = order_verdict(_acc(g, "affine-tvae"), _acc(g, "vae"), strict=False)
+        both = REPRODUCED if v1 == v2 == REPRODUCED else (
+            NOT_REPRODUCED if NOT_REPRODUCED in (v1, v2) and REPRODUCED not in (v1, v2) else
+            (UNDECIDED if v1 == UNDECIDED and v2 == REPRODUCED else PARTLY))
+        out.append(_verdict("DTVAE > TVAE >= VAE at dim 8 (test accuracy)", ex, both,
+                            f"Affine-DTVAE {_pm(*_acc(g, 'affine-dtvae')[:2], 2)}, Affine-TVAE "
+                            f"{_pm(*_acc(g, 'affine-tvae')[:2], 2)}, VAE {_pm(*_acc(g, 'vae')[:2], 2)} "
+                            f"(paper 93.87, 88.39, 87.99); DTVAE > TVAE: {v1} ({e1}); TVAE >= VAE: "
+                            f"{v2} ({e2})"))
+    g = d[d.dim == 20].set_index("input")
+    rivals = [k for k in PAPER_KINDS if k != "tps-tvae" and k in g.index]
+    if "tps-tvae" in g.index and rivals:
+        res = {k: order_verdict(_acc(g, "tps-tvae"), _acc(g, k)) for k in rivals}
+        vs = [r[0] for r in res.values()]
+        verdict = REPRODUCED if all(x == REPRODUCED for x in vs) else (
+            NOT_REPRODUCED if NOT_REPRODUCED in vs else UNDECIDED)
+        out.append(_verdict("TPS-TVAE best at dim 20 (test accuracy)", ex, verdict,
+                            f"TPS-TVAE {_pm(*_acc(g, 'tps-tvae')[:2], 2)} (paper "
+                            f"{PAPER_TABLE1[('tps-tvae', 20)][2]:.2f}); against "
+                            + "; ".join(f"{LABELS[k]} {_pm(*_acc(g, k)[:2], 2)}: {v} ({e})"
+                                        for k, (v, e) in res.items())))
     return out
 
 
@@ -183,7 +338,8 @@ def denoising_verdicts(df: pd.DataFrame) -> list[dict]:
 def verdicts(recon: pd.DataFrame | None = None, table: pd.DataFrame | None = None,
              likelihood: pd.DataFrame | None = None, denoising: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every checked claim of the paper: columns ``experiment``, ``claim``, ``verdict``
-    (:data:`REPRODUCED`, :data:`PARTLY`, :data:`NOT_REPRODUCED`, :data:`UNTESTED`) and
+    (:data:`REPRODUCED`, :data:`PARTLY`, :data:`NOT_REPRODUCED`, :data:`UNDECIDED`,
+    :data:`UNTESTED`) and
     ``evidence`` (the numbers behind it). Tables that are None are skipped."""
     rows: list[dict] = []
     for frame, fn in ((recon, recon_verdicts), (table, table1_verdicts), (likelihood, likelihood_verdicts),
@@ -193,5 +349,6 @@ def verdicts(recon: pd.DataFrame | None = None, table: pd.DataFrame | None = Non
     return pd.DataFrame(rows, columns=["experiment", "claim", "verdict", "evidence"])
 
 
-__all__ = ["REPRODUCED", "PARTLY", "NOT_REPRODUCED", "UNTESTED", "GAP_KL_RANGE", "read_result",
+__all__ = ["REPRODUCED", "PARTLY", "NOT_REPRODUCED", "UNTESTED", "UNDECIDED", "SPREAD_SDS", "ONE_SEED",
+           "RULE", "spread", "within_spread", "order_verdict", "diff_verdict", "GAP_KL_RANGE", "read_result",
            "recon_verdicts", "table1_verdicts", "likelihood_verdicts", "denoising_verdicts", "verdicts"]

@@ -7,6 +7,7 @@ Written to ``results/<profile>/recon_vs_dim.csv``. Units: errors and ELBOs are p
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,30 @@ from . import registry, store
 from .registry import LABELS
 from .text import count, signed
 
-RECON_COLUMNS = ["model", "dim_z", "dim_u", "test_bce", "test_elbo", "seed"]
-"""The leading columns of ``recon_vs_dim.csv``."""
+RECON_COLUMNS = ["model", "dim_z", "dim_u", "seed", "bce_mean_best", "best_epoch", "bce_mean_last",
+                 "bce_sampled_last", "kl_z", "active_z"]
+"""The leading columns of ``recon_vs_dim.csv`` (one row per model, dim z and seed); see
+:data:`METRICS` for which number is which."""
+
+METRICS = {
+    "bce_mean_best": ("the original's number: posterior-mean reconstruction (z = posterior mean, u its "
+                      "deterministic value), BCE summed over the 784 pixels, averaged over all 10,000 "
+                      "test digits, at the epoch where it was lowest",
+                      "a selection on the test set, as the original did"),
+    "bce_mean_last": ("the same posterior-mean BCE after the last epoch",
+                      "no selection: the run as it ended"),
+    "bce_sampled_last": ("the reconstruction term of the ELBO after the last epoch: one z drawn from "
+                         "q(z|x) per digit, on the profile's test digits",
+                         "no selection; higher than the posterior-mean BCE by the noise of the draw"),
+}
+"""The three test reconstruction errors of chapter 05 (nats per digit): ``{column: (what it is,
+how it was selected)}``. The chapter prints them as one table, so that no 'test BCE' goes
+unexplained."""
+
+METRIC_NAMES = {"bce_mean_best": "best-epoch posterior-mean BCE",
+                "bce_mean_last": "last-epoch posterior-mean BCE",
+                "bce_sampled_last": "sampled-z BCE (last epoch)"}
+"""How the sentences name the three errors of :data:`METRICS`."""
 
 ACTIVE_NATS = 0.01
 """A latent dimension is *active* when its mean KL(q || prior) over the test digits exceeds this
@@ -49,37 +72,119 @@ def active_dims(model: VAE, x: torch.Tensor) -> int:
     return int((kl_per_dim(model, x) > ACTIVE_NATS).sum())
 
 
-def recon_vs_dim(P: Profile, *, write: bool = True, out_dir: str | Path | None = None) -> pd.DataFrame:
-    """Experiment 1: test reconstruction error against the latent size.
+def summary_of(history: list[dict]) -> dict:
+    """:func:`tvae.train.run_summary` of a training history when it exists (issue 11), else the
+    same computed here from the rows' ``test_bce_mean``: ``test_bce_mean_last``,
+    ``test_bce_mean_min`` and ``test_bce_mean_min_epoch`` (first epoch on ties); ``{}`` when no
+    row has ``test_bce_mean`` (a model trained before that metric was logged)."""
+    from .. import train
 
-    For VAE, Affine-TVAE, TPS-TVAE and Affine-DTVAE at each dim z of ``P.zdims``, on the
-    profile's test digits (:func:`tvae.book.store.test_x`): ``test_bce`` = mean BCE term of the
-    ELBO (one posterior draw, nats per digit), ``test_elbo``; extra columns ``test_kl_z``,
-    ``test_kl_u``, ``test_bce_mean`` (BCE of the posterior-mean reconstruction),
-    ``latent_total`` (dim z + dim u), ``n_test``, ``train_size``, ``epochs``, ``label``,
-    ``active_z`` (dimensions of z whose mean KL exceeds :data:`ACTIVE_NATS`).
+    fn = getattr(train, "run_summary", None)
+    if fn is not None:
+        return fn(history)
+    rows = [r for r in history if "test_bce_mean" in r]
+    if not rows:
+        return {}
+    best = min(rows, key=lambda r: r["test_bce_mean"])
+    return {"test_bce_mean_last": rows[-1]["test_bce_mean"],
+            "test_bce_mean_min": best["test_bce_mean"], "test_bce_mean_min_epoch": best["epoch"]}
+
+
+def recon_vs_dim(P: Profile, *, write: bool = True, out_dir: str | Path | None = None) -> pd.DataFrame:
+    """Experiment 1: test reconstruction error against the latent size, one row per model kind
+    (VAE, Affine-TVAE, TPS-TVAE, Affine-DTVAE), dim z of ``P.zdims`` and seed of ``P.seed_list``.
+
+    Columns :data:`RECON_COLUMNS` (the three errors are described in :data:`METRICS`):
+    ``bce_mean_best`` and ``best_epoch`` come from the training history's ``test_bce_mean``
+    (all 10,000 test digits after every epoch) and are NaN for a model whose history lacks it
+    (trained before it was logged); ``bce_mean_last`` is the history's last value, or else
+    computed now on the profile's test digits (``bce_mean_source`` says which:
+    'history' | 'computed'); ``bce_sampled_last``, ``kl_z`` (nats), ``active_z`` (dimensions of
+    z whose mean KL exceeds :data:`ACTIVE_NATS`) on the profile's test digits
+    (:func:`tvae.book.store.test_x`). Extra columns: ``test_elbo``, ``test_kl_u``,
+    ``latent_total`` (dim z + dim u), ``n_test``, ``train_size``, ``epochs``, ``label``.
     Written to ``<out_dir or P.results_dir()>/recon_vs_dim.csv`` when ``write``.
     """
     x = store.test_x(P)
     rows = []
     for cfg in registry.exp1_models(P):
-        model = store.model(P, cfg)
+        model, ck = store.trained(P, cfg)
         t = ev.elbo_terms(model, x, seed=cfg.seed)
-        r = ev.reconstruction_error(model, x)
-        rows.append({"model": cfg.model, "dim_z": cfg.zdim, "dim_u": cfg.udim, "test_bce": t["bce"],
-                     "test_elbo": t["elbo"], "seed": cfg.seed, "test_kl_z": t["kl_z"],
-                     "test_kl_u": t["kl_u"], "test_bce_mean": r["bce"],
+        s = summary_of(ck.get("history") or [])
+        if s:
+            best, epoch, last, source = (s["test_bce_mean_min"], s["test_bce_mean_min_epoch"],
+                                         s["test_bce_mean_last"], "history")
+        else:
+            best, epoch, last, source = (math.nan, math.nan,
+                                         ev.reconstruction_error(model, x)["bce"], "computed")
+        rows.append({"model": cfg.model, "dim_z": cfg.zdim, "dim_u": cfg.udim, "seed": cfg.seed,
+                     "bce_mean_best": best, "best_epoch": epoch, "bce_mean_last": last,
+                     "bce_sampled_last": t["bce"], "kl_z": t["kl_z"], "active_z": active_dims(model, x),
+                     "bce_mean_source": source, "test_elbo": t["elbo"], "test_kl_u": t["kl_u"],
                      "latent_total": cfg.zdim + cfg.udim, "n_test": len(x),
                      "train_size": len(store.data_for(P, cfg).x_train), "epochs": cfg.epochs,
-                     "label": LABELS[cfg.model], "active_z": active_dims(model, x)})
+                     "label": LABELS[cfg.model]})
     df = pd.DataFrame(rows)
     if write:
         write_csv(df, Path(out_dir or P.results_dir()) / "recon_vs_dim.csv")
     return df
 
 
+LEGACY_COLUMNS = {"test_bce": "bce_sampled_last", "test_kl_z": "kl_z", "test_bce_mean": "bce_mean_last"}
+"""Columns of a ``recon_vs_dim.csv`` written before seeds (one unseeded run per point, no
+per-epoch metric) and their names today (:func:`upgrade`)."""
+
+
+def upgrade(df: pd.DataFrame) -> pd.DataFrame:
+    """A ``recon_vs_dim`` table in today's columns: an older table (:data:`LEGACY_COLUMNS`,
+    perhaps no ``seed``) gets its columns renamed, ``bce_mean_best`` and ``best_epoch`` NaN; a current
+    table is returned as it is."""
+    if "bce_mean_last" in df or "test_bce_mean" not in df:
+        return df
+    out = df.rename(columns=LEGACY_COLUMNS)
+    for c in ("bce_mean_best", "best_epoch"):
+        out[c] = math.nan
+    if "seed" not in out:
+        out["seed"] = 0
+    return out
+
+
+def main_metric(df: pd.DataFrame) -> str:
+    """The column chapter 05 plots and judges: ``bce_mean_best`` (the original's number) when
+    every row has it, else ``bce_mean_last`` (models trained before the metric was logged)."""
+    df = upgrade(df)
+    if "bce_mean_best" in df and df.bce_mean_best.notna().all() and len(df):
+        return "bce_mean_best"
+    return "bce_mean_last"
+
+
+def seed_stats(values: pd.Series) -> tuple[float, float, int]:
+    """``(mean, SD, n)`` of one number over seeds: the SD with ``n - 1`` in the denominator,
+    NaN for a single seed (its spread is unknown, not zero)."""
+    v = values.dropna().to_numpy(float)
+    n = len(v)
+    return (float(v.mean()) if n else math.nan, float(v.std(ddof=1)) if n > 1 else math.nan, n)
+
+
+def recon_summary(df: pd.DataFrame, columns: tuple[str, ...] = ("bce_mean_best", "bce_mean_last",
+                                                                 "bce_sampled_last", "kl_z", "active_z")
+                  ) -> pd.DataFrame:
+    """A :func:`recon_vs_dim` table reduced over seeds: one row per (model, dim z) with
+    ``dim_u``, ``latent_total``, ``n_seeds``, and for each of ``columns`` its mean over seeds
+    (same name) and SD over seeds (``<name>_sd``, :func:`seed_stats`)."""
+    out = []
+    for (m, z), g in upgrade(df).groupby(["model", "dim_z"], sort=False):
+        row = {"model": m, "dim_z": z, "dim_u": g.dim_u.iloc[0],
+               "latent_total": g.dim_z.iloc[0] + g.dim_u.iloc[0], "n_seeds": len(g)}
+        for c in columns:
+            if c in g:
+                row[c], row[c + "_sd"], _ = seed_stats(g[c])
+        out.append(row)
+    return pd.DataFrame(out)
+
+
 def vae_bce_at_total(df: pd.DataFrame, column: str = "test_bce") -> pd.Series:
-    """For each row of a :func:`recon_vs_dim` table, the VAE's ``column`` at the same total
+    """For each row of a :func:`recon_summary` table, the VAE's ``column`` at the same total
     latent size (dim z + dim u), linearly interpolated in log(total size) between the VAE's
     measured dims; NaN outside their range."""
     v = df[df.model == "vae"].sort_values("latent_total")
@@ -89,38 +194,43 @@ def vae_bce_at_total(df: pd.DataFrame, column: str = "test_bce") -> pd.Series:
     return pd.Series(out, index=df.index, name=f"vae_{column}_same_total")
 
 
-def _optimum_sentence(v: pd.DataFrame) -> str:
-    """The VAE's best latent size (``v``: the VAE's rows, sorted by dim z)."""
-    best = v.loc[v.test_bce.idxmin()]
+def _optimum_sentence(v: pd.DataFrame, col: str) -> str:
+    """The VAE's best latent size (``v``: the VAE's rows of a summary, sorted by dim z)."""
+    best = v.loc[v[col].idxmin()]
     dims = ", ".join(str(d) for d in v.dim_z)
     shape = ("the error rises again beyond it" if best.dim_z < v.dim_z.max() else
              "the error still falls at the largest dim we trained, so no interior optimum is visible")
-    return (f"**VAE optimum.** Among dim z = {dims}, the VAE's test BCE is lowest at dim z = "
-            f"{best.dim_z} ({best.test_bce:.1f} nats); {shape}. The paper places the optimum "
+    return (f"**VAE optimum.** Among dim z = {dims}, the VAE's {METRIC_NAMES.get(col, col)} is "
+            f"lowest at dim z = "
+            f"{best.dim_z} ({best[col]:.1f} nats); {shape}. The paper places the optimum "
             f"near 25 latent variables.")
 
 
-def recon_findings(df: pd.DataFrame) -> list[str]:
+def recon_findings(df: pd.DataFrame, col: str | None = None) -> list[str]:
     """Markdown sentences on experiment 1, every number taken from ``df`` (a
-    :func:`recon_vs_dim` table): the VAE's best latent size, and how the transformer models
-    compare with the VAE at the same dim z and at the same total latent size."""
+    :func:`recon_summary` table, seed means; or any table with one row per model and dim z):
+    the VAE's best latent size, and how the transformer models compare with the VAE at the
+    same dim z and at the same total latent size, in column ``col`` (default
+    :func:`main_metric`)."""
+    col = col or main_metric(df)
     out = []
     v = df[df.model == "vae"].sort_values("dim_z")
     if len(v):
-        out.append(_optimum_sentence(v))
+        out.append(_optimum_sentence(v, col))
     others = df[df.model != "vae"]
     if not (len(v) and len(others)):
         return out
-    merged = others.merge(v[["dim_z", "test_bce"]], on="dim_z", suffixes=("", "_vae"))
-    same_total = vae_bce_at_total(df).loc[others.index]
+    merged = others.merge(v[["dim_z", col]], on="dim_z", suffixes=("", "_vae"))
+    same_total = vae_bce_at_total(df, col).loc[others.index]
     parts, parts_total = [], []
     for m, g in merged.groupby("model", sort=False):
-        d = g.test_bce - g.test_bce_vae
+        d = g[col] - g[col + "_vae"]
         parts.append(f"{LABELS[m]} {signed(d.mean())} nats ({(d < 0).sum()} of {len(d)} dims better)")
-        t = (others.loc[others.model == m, "test_bce"] - same_total[others.model == m]).dropna()
+        t = (others.loc[others.model == m, col] - same_total[others.model == m]).dropna()
         if len(t):
             parts_total.append(f"{LABELS[m]} {signed(t.mean())} nats ({count(len(t), 'point')})")
-    out.append("**Against the VAE at the same dim z** (mean difference in test BCE, negative = "
+    out.append(f"**Against the VAE at the same dim z** (mean difference in "
+               f"{METRIC_NAMES.get(col, col)}, negative = "
                "better than the VAE): " + "; ".join(parts) + ".")
     if parts_total:
         out.append("**Against the VAE at the same total latent size** dim z + dim u (the VAE's "
@@ -128,12 +238,13 @@ def recon_findings(df: pd.DataFrame) -> list[str]:
     else:
         out.append("No transformer model falls inside the VAE's range of total latent sizes, "
                    "so no same-size comparison is possible in this profile.")
-    rank = df.groupby("model").test_bce.mean().sort_values()
-    out.append("**Ranking by mean test BCE over the dims:** " + " < ".join(
+    rank = df.groupby("model")[col].mean().sort_values()
+    out.append(f"**Ranking by mean {METRIC_NAMES.get(col, col)} over the dims:** " + " < ".join(
         f"{LABELS[m]} ({b:.1f})" for m, b in rank.items()) + ". The paper: transformer models "
                "reconstruct better than the VAE, mostly TPS-TVAE and Affine-DTVAE.")
     return out
 
 
-__all__ = ["RECON_COLUMNS", "ACTIVE_NATS", "kl_per_dim", "active_dims", "recon_vs_dim",
-           "vae_bce_at_total", "recon_findings"]
+__all__ = ["RECON_COLUMNS", "METRICS", "METRIC_NAMES", "ACTIVE_NATS", "kl_per_dim", "active_dims",
+           "summary_of", "recon_vs_dim", "LEGACY_COLUMNS", "upgrade", "main_metric", "seed_stats",
+           "recon_summary", "vae_bce_at_total", "recon_findings"]

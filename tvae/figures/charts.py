@@ -192,21 +192,25 @@ def plot_learning_curves(histories: dict[str, pd.DataFrame], terms: tuple[str, .
     return fig
 
 
-def plot_recon_vs_dim(df: pd.DataFrame, column: str = "test_bce") -> Figure:
+def plot_recon_vs_dim(df: pd.DataFrame, column: str = "bce_mean_best") -> Figure:
     """Experiment 1's figure: ``column`` (nats per digit) against dim z + dim u (left) and
-    against dim z (right), one line per model."""
+    against dim z (right), one line per model. ``df``: one row per model and dim z (a
+    :func:`tvae.book.latent_dimension.recon_summary` table, seed means); where it has
+    ``<column>_sd`` (the SD over seeds) each point gets an error bar of +- 1 SD."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for m, g in df.groupby("model", sort=False):
         g = g.sort_values("dim_z")
+        sd = g[column + "_sd"] if column + "_sd" in g and g[column + "_sd"].notna().any() else None
         for ax, x in zip(axes, ("latent_total", "dim_z"), strict=True):
-            ax.plot(g[x], g[column], "o-", color=COLORS.get(m), label=LABELS.get(m, m))
+            ax.errorbar(g[x], g[column], yerr=sd, fmt="o-", capsize=3, color=COLORS.get(m),
+                        label=LABELS.get(m, m))
     axes[0].set_xlabel("dim z + dim u (latent numbers per digit)")
     axes[1].set_xlabel("dim z")
-    axes[0].set_ylabel("test reconstruction error (BCE, nats per digit)")
+    axes[0].set_ylabel(f"test {column} (nats per digit)")
     axes[1].set_xticks(sorted(set(df["dim_z"])))
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=len(axes[0].lines),
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=df.model.nunique(),
                fontsize=8, frameon=False, bbox_to_anchor=(0.5, 1.0))
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     return fig
@@ -220,7 +224,8 @@ def plot_active_dims(df: pd.DataFrame) -> Figure:
     for m, g in df.groupby("model", sort=False):
         g = g.sort_values("dim_z")
         axes[0].plot(g.dim_z, g.active_z, "o-", color=COLORS[m], label=LABELS[m])
-        axes[1].plot(g.dim_z, g.test_kl_z, "o-", color=COLORS[m], label=LABELS[m])
+        axes[1].plot(g.dim_z, g.kl_z if "kl_z" in g else g.test_kl_z, "o-", color=COLORS[m],
+                     label=LABELS[m])
     top = df.dim_z.max()
     axes[0].plot([0, top], [0, top], "k:", lw=1, label="all dimensions active")
     axes[0].set_ylabel("active dimensions of $z$")

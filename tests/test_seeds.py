@@ -21,6 +21,7 @@ from tvae.book import registry as R
 from tvae.book import store
 from tvae.book import table1 as T1
 from tvae.profiles import Profile
+from tvae.train import run_summary
 
 
 # -------------------------------------------------------------------------- registry ----
@@ -118,12 +119,12 @@ def test_recon_summary_against_a_hand_computation():
     assert (mean, n) == (3.0, 1) and math.isnan(sd)                  # one seed: spread unknown
 
 
-def test_summary_of_matches_the_history():
+def test_run_summary_matches_the_history():
     hist = [{"epoch": 1, "test_bce_mean": 120.0}, {"epoch": 2, "test_bce_mean": 99.0},
             {"epoch": 3, "test_bce_mean": 99.0}, {"epoch": 4, "test_bce_mean": 101.5}]
-    assert ld.summary_of(hist) == {"test_bce_mean_last": 101.5, "test_bce_mean_min": 99.0,
+    assert run_summary(hist) == {"test_bce_mean_last": 101.5, "test_bce_mean_min": 99.0,
                                    "test_bce_mean_min_epoch": 2}
-    assert ld.summary_of([{"epoch": 1, "test_elbo": -100.0}]) == {}   # trained before the metric
+    assert run_summary([{"epoch": 1, "test_elbo": -100.0}]) == {}   # trained before the metric
 
 
 # ------------------------------------------------------------------------ seed rule ----

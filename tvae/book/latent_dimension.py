@@ -19,6 +19,7 @@ from ..io import write_csv
 from ..models import VAE
 from ..priors import kl_std_normal
 from ..profiles import Profile
+from ..train import run_summary
 from . import registry, store
 from .registry import LABELS
 from .text import count, signed
@@ -72,22 +73,6 @@ def active_dims(model: VAE, x: torch.Tensor) -> int:
     return int((kl_per_dim(model, x) > ACTIVE_NATS).sum())
 
 
-def summary_of(history: list[dict]) -> dict:
-    """:func:`tvae.train.run_summary` of a training history when it exists (issue 11), else the
-    same computed here from the rows' ``test_bce_mean``: ``test_bce_mean_last``,
-    ``test_bce_mean_min`` and ``test_bce_mean_min_epoch`` (first epoch on ties); ``{}`` when no
-    row has ``test_bce_mean`` (a model trained before that metric was logged)."""
-    from .. import train
-
-    fn = getattr(train, "run_summary", None)
-    if fn is not None:
-        return fn(history)
-    rows = [r for r in history if "test_bce_mean" in r]
-    if not rows:
-        return {}
-    best = min(rows, key=lambda r: r["test_bce_mean"])
-    return {"test_bce_mean_last": rows[-1]["test_bce_mean"],
-            "test_bce_mean_min": best["test_bce_mean"], "test_bce_mean_min_epoch": best["epoch"]}
 
 
 def recon_vs_dim(P: Profile, *, write: bool = True, out_dir: str | Path | None = None) -> pd.DataFrame:
@@ -110,7 +95,7 @@ def recon_vs_dim(P: Profile, *, write: bool = True, out_dir: str | Path | None =
     for cfg in registry.exp1_models(P):
         model, ck = store.trained(P, cfg)
         t = ev.elbo_terms(model, x, seed=cfg.seed)
-        s = summary_of(ck.get("history") or [])
+        s = run_summary(ck.get("history") or [])
         if s:
             best, epoch, last, source = (s["test_bce_mean_min"], s["test_bce_mean_min_epoch"],
                                          s["test_bce_mean_last"], "history")
@@ -246,5 +231,5 @@ def recon_findings(df: pd.DataFrame, col: str | None = None) -> list[str]:
 
 
 __all__ = ["RECON_COLUMNS", "METRICS", "METRIC_NAMES", "ACTIVE_NATS", "kl_per_dim", "active_dims",
-           "summary_of", "recon_vs_dim", "LEGACY_COLUMNS", "upgrade", "main_metric", "seed_stats",
+           "recon_vs_dim", "LEGACY_COLUMNS", "upgrade", "main_metric", "seed_stats",
            "recon_summary", "vae_bce_at_total", "recon_findings"]

@@ -152,12 +152,13 @@ def test_progress_lines_go_to_stderr(data_env: Path, capsys) -> None:
 
 
 def test_ctrl_c_reports_checkpoint_and_resume_command(tmp_path: Path, mnist_root: Path) -> None:
-    # epochs long enough (60 batches) that the run is still training when the signal arrives:
-    # an epoch of 200 digits takes milliseconds and could end between the poll and the signal
     args = ["train", "--model", "vae", "--zdim", "2", "--train-size", "6000", "--epochs", "5", "--out",
             "c.pt", "--no-progress"]
+    # SIGINT back to its default in the child: a test run started as a background job inherits
+    # SIGINT ignored, and Python then never raises KeyboardInterrupt (the run would just finish)
     proc = subprocess.Popen([sys.executable, "-m", "tvae", *args], cwd=tmp_path, env=env(mnist_root),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     ckpt = tmp_path / "c.pt"
     deadline = time.monotonic() + 120
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:

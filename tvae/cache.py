@@ -62,15 +62,29 @@ def get_model(config: Config, data=None, *, data_dir: str | Path | None = None,
     (``history``, ``config``, ``data_identity``...). ``data``: a :class:`tvae.data.Dataset`,
     else loaded as the config says."""
     dev = select_device(device)
-    if data is None:
-        data = load_dataset(config.dataset, data_dir, device=dev, train_size=config.train_size,
-                            seed=config.seed)
+    data = _data(config, data, data_dir, dev)
     path = entry_path(config, data.identity, root)
+    return _trained_once(path, lambda: train(config, data, out=path, resume=path.exists(), device=dev,
+                                             progress=progress),
+                         lambda: load_model(path, dev))
+
+
+def _data(config, data, data_dir, dev):
+    """``data`` as given, else the dataset ``config`` names (its training subset, its seed)."""
+    if data is not None:
+        return data
+    return load_dataset(config.dataset, data_dir, device=dev, train_size=config.train_size,
+                        seed=config.seed)
+
+
+def _trained_once(path: Path, train_entry, load_entry):
+    """Under ``path``'s file lock: ``train_entry()`` unless the entry is complete, then
+    ``load_entry()`` (concurrent callers train it once; the others wait, then load)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         if not _complete(path):
-            train(config, data, out=path, resume=path.exists(), device=dev, progress=progress)
-        return load_model(path, dev)
+            train_entry()
+        return load_entry()
 
 
 def train_unless_busy(config: Config, data, *, device: str | None = None,
@@ -147,14 +161,8 @@ def get_classifier(config: ClassifierConfig, data=None, *, data_dir: str | Path 
     lock) and its checkpoint dict (``test_accuracy``, ``seconds``, ``history``...). ``data``:
     MNIST as a :class:`tvae.data.Dataset` with ``config.train_size`` training digits, else
     loaded as the config says."""
-
     dev = select_device(device)
-    if data is None:
-        data = load_dataset(config.dataset, data_dir, device=dev, train_size=config.train_size,
-                            seed=config.seed)
+    data = _data(config, data, data_dir, dev)
     path = classifier_entry_path(config, data.identity, root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
-        if not _complete(path):
-            _train_classifier(config, data, out=path, device=dev)
-        return load_classifier(path, dev)
+    return _trained_once(path, lambda: _train_classifier(config, data, out=path, device=dev),
+                         lambda: load_classifier(path, dev))

@@ -261,13 +261,15 @@ def model_groups(P: Profile) -> dict[str, list[Config]]:
 
 def needed_models(profile: Profile | str) -> list[Config]:
     """Every model configuration a chapter of the book uses under ``profile`` (a
-    :class:`Profile` or a profile name), without duplicates, in training order."""
+    :class:`Profile` or a profile name), without duplicates, in training order: the book's
+    order within a seed, seed 0 first, so that a run stopped part-way has already trained a
+    complete one-seed book (the paper profile's three seeds span several sessions on a CPU)."""
     P = resolve(profile) if isinstance(profile, str) else profile
     seen: dict[str, Config] = {}
     for configs in model_groups(P).values():
         for c in configs:
             seen.setdefault(c.key(), c)
-    return list(seen.values())
+    return sorted(seen.values(), key=lambda c: c.seed)
 
 
 # ------------------------------------------------------ untrained (chapter 03 only) ----

@@ -275,6 +275,30 @@ def test_recon_vs_dim_on_tiny_data(tiny, tmp_path):
     assert (runs.train_seconds > 0).all() and runs.test_elbo.notna().all()
 
 
+def test_histories_and_final_terms_on_tiny_data(tiny):
+    cfgs = R.main_models(tiny)
+    runs = training.train_all(tiny, cfgs, log=None)
+    # one row per (model, epoch), the configuration first, the history's numbers unchanged
+    hist = training.all_histories(tiny, cfgs)
+    assert list(hist.columns[:len(training.HISTORY_KEYS)]) == list(training.HISTORY_KEYS)
+    assert len(hist) == sum(c.epochs for c in cfgs)
+    for cfg in cfgs:
+        rows = hist[hist.label == R.label(cfg)]
+        ck = store.checkpoint(tiny, cfg)
+        assert rows.epoch.tolist() == [r["epoch"] for r in ck["history"]]
+        assert rows.test_elbo.tolist() == [r["test_elbo"] for r in ck["history"]]
+        assert (rows.tps_start == cfg.tps_start).all() and (rows.seed == cfg.seed).all()
+    # the final-terms table holds every main model, whatever its tps_start (the faithful
+    # TPS-TVAE starts from the doubled grid; a filter on tps_start once dropped it)
+    final = training.final_terms(tiny, runs)
+    assert final.index.tolist() == [R.label(c) for c in cfgs]
+    assert "double" in {c.tps_start for c in cfgs}
+    np.testing.assert_allclose(final.ELBO, -(final.BCE + final["KL(z)"] + final["KL(u')"]), rtol=1e-6)
+    assert str(len(R.needed_models(tiny))) in training.count_sentence(tiny)
+    summary = training.time_summary(runs)
+    assert summary["models"].sum() == len(runs)
+
+
 def test_denoising_table_on_tiny_data(tiny, tmp_path):
     from tvae.models import log_bernoulli
 

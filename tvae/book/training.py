@@ -70,6 +70,72 @@ def train_all(P: Profile, configs: Iterable[Config] | None = None, *,
     return pd.DataFrame(rows)
 
 
+def group_table(P: Profile) -> pd.DataFrame:
+    """The registry's model groups under ``P``: one row per group (index ``group``) with the
+    number of ``models`` and their ``configurations`` (labels, comma-separated)."""
+    return pd.DataFrame([{"group": name, "models": len(cfgs),
+                          "configurations": ", ".join(registry.label(c) for c in cfgs)}
+                         for name, cfgs in registry.model_groups(P).items()]).set_index("group")
+
+
+def count_sentence(P: Profile) -> str:
+    """The chapter's sentence on how many distinct models the profile trains."""
+    return f"In all, **{len(registry.needed_models(P))} distinct models** under the *{P.name}* profile."
+
+
+def final_terms(P: Profile, runs: pd.DataFrame) -> pd.DataFrame:
+    """The last epoch's test terms of the main models (:func:`tvae.book.registry.main_models`)
+    from :func:`train_all`'s table, indexed by label: ``dim u``, ``BCE``, ``KL(z)``, ``KL(u')``,
+    ``ELBO`` (nats per digit)."""
+    labels = [registry.label(c) for c in registry.main_models(P)]
+    rows = runs.set_index("label").loc[labels]
+    return rows[["dim_u", "test_bce", "test_kl_z", "test_kl_u", "test_elbo"]].rename(
+        columns={"dim_u": "dim u", "test_bce": "BCE", "test_kl_z": "KL(z)", "test_kl_u": "KL(u')",
+                 "test_elbo": "ELBO"})
+
+
+def time_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Training time per model kind from :func:`train_all`'s table: ``models``, the median
+    ``ms per batch of 100`` and the ``total seconds`` of training loops, indexed by display label."""
+    summary = runs.groupby("model", sort=False).agg(
+        models=("label", "size"), ms_per_batch=("ms_per_batch", "median"),
+        total_seconds=("train_seconds", "sum"))
+    summary.index = [registry.LABELS[m] for m in summary.index]
+    return summary.rename(columns={"ms_per_batch": "median ms per batch of 100",
+                                   "total_seconds": "total seconds"})
+
+
+def time_sentence(runs: pd.DataFrame) -> str:
+    """The chapter's sentence on the total training time of :func:`train_all`'s table."""
+    return (f"Total training time of the {len(runs)} models: **{runs.train_seconds.sum() / 60:.1f} "
+            f"minutes** of training loops (this page's own run spent "
+            f"{runs.wall_seconds.sum() / 60:.1f} minutes training or loading them).")
+
+
+HISTORY_KEYS = ("label", "model", "zdim", "dim_u", "prior", "rank", "tps_start", "init", "sampling",
+                "hidden", "dataset", "optimizer", "seed", "epochs")
+"""The configuration columns that lead each row of :func:`all_histories` (what tells two
+models apart in the book; ``hidden`` as written in the label, e.g. ``256x256``)."""
+
+
+def all_histories(P: Profile, configs: Iterable[Config] | None = None) -> pd.DataFrame:
+    """Every model's per-epoch history (default: all of :func:`tvae.book.registry.needed_models`)
+    in one long table, one row per (model, epoch): :data:`HISTORY_KEYS` then the history's
+    columns (:func:`history_frame`), so that anyone can check every model's convergence. Loads
+    the models from the cache (trains nothing new if :func:`train_all` ran first)."""
+    configs = registry.needed_models(P) if configs is None else list(configs)
+    frames = []
+    for cfg in configs:
+        h = history_frame(store.checkpoint(P, cfg))
+        keys = {"label": registry.label(cfg), "model": cfg.model, "zdim": cfg.zdim,
+                "dim_u": cfg.udim, "prior": cfg.prior, "rank": cfg.rank, "tps_start": cfg.tps_start,
+                "init": cfg.init, "sampling": cfg.sampling,
+                "hidden": "x".join(str(n) for n in cfg.hidden), "dataset": cfg.dataset,
+                "optimizer": cfg.optimizer, "seed": cfg.seed, "epochs": cfg.epochs}
+        frames.append(h.assign(**keys)[list(HISTORY_KEYS) + list(h.columns)])
+    return pd.concat(frames, ignore_index=True)
+
+
 def main_histories(P: Profile) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """``({label: history_frame}, {label: colour})`` of the main models (the five kinds at
     dim z 20), for the chapter's learning curves."""
@@ -114,4 +180,6 @@ def training_findings(histories: dict[str, pd.DataFrame]) -> list[str]:
     return out
 
 
-__all__ = ["history_frame", "train_all", "main_histories", "curve_split", "training_findings"]
+__all__ = ["history_frame", "train_all", "group_table", "count_sentence", "final_terms",
+           "time_summary", "time_sentence", "HISTORY_KEYS", "all_histories", "main_histories",
+           "curve_split", "training_findings"]

@@ -2,6 +2,7 @@
 
     python scripts/train_models.py --profile paper [--workers 2] [--threads 1] [-p NAME VALUE ...]
     python scripts/train_models.py --profile paper --engine ray [--address HOST:PORT] [--gpus 1]
+    python scripts/train_models.py --profile paper --status [--workers 2]
 
 The chapters get their models from the file-locked model cache (``tvae.cache``), so running
 them in parallel is already safe; but a chapter that asks for a model another chapter is
@@ -9,7 +10,11 @@ training waits for it. This script trains the profile's models (:func:`tvae.book
 needed_models`, in the book's order) up front instead: each worker walks the same list and
 trains the first entry that is neither complete nor locked by another worker
 (:func:`tvae.cache.train_unless_busy`), so N workers keep N cores busy until the list is done.
-Entries already in the cache are skipped, so a second run costs seconds.
+Entries already in the cache are skipped, so a second run costs seconds, and a run stopped
+part-way (a session's end, Ctrl-C, kill -9) resumes where it was: completed models are kept and
+a model in training restarts from its last saved epoch. ``--status`` trains nothing: it prints,
+from the cache, how many models and epochs of each seed are done and an estimate of the time left
+(:func:`tvae.book.training.cache_status`).
 
 ``--workers`` defaults to the ``-j`` level of an enclosing ``make -jN``, else one per core, and
 each worker gets ``TVAE_THREADS = cores // workers`` torch threads (at least 1,
@@ -87,11 +92,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="ray engine: the cluster's HOST:PORT (default $RAY_ADDRESS, else a local Ray)")
     ap.add_argument("--gpus", type=float, default=None,
                     help="ray engine: GPUs per task (default 1 when the cluster has GPUs, else 0)")
+    ap.add_argument("--status", action="store_true",
+                    help="train nothing: print what the cache holds of the profile and the time left")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     params = {k: parse_value(v) for k, v in a.param}
     if a.worker is not None:
         return work(a.profile, params, a.worker)
+    if a.status:
+        from tvae.book.training import cache_status, status_lines
+
+        P = resolve(a.profile, **params)
+        workers = a.workers or make_jobs(os.environ.get("MAKEFLAGS", "")) or cores()
+        print(f"[{a.profile}] model cache {os.environ.get('TVAE_CACHE') or 'cache'}:")
+        for line in status_lines(cache_status(P), workers):
+            print("  " + line)
+        return 0
     from tvae.errors import TVAEError
 
     try:

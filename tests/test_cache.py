@@ -214,3 +214,22 @@ def test_train_unless_busy_skips_an_entry_another_process_holds(tmp_path, mnist3
     assert len(count_training) == 1
     model, _ = get_model(cfg, mnist300_short, root=tmp_path, progress=False)
     assert digest(model.state_dict()) == digest(train(cfg, mnist300_short, progress=False).model.state_dict())
+
+
+def test_train_models_status_trains_nothing(tmp_path):
+    """`scripts/train_models.py --status` reads the cache only: on an empty cache it counts
+    every model of the profile as not done, says it has no estimate, and writes nothing."""
+    import subprocess
+    import sys
+
+    from tvae.book import registry
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, TVAE_CACHE=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, str(root / "scripts" / "train_models.py"), "--profile",
+                          "smoke", "--status"], env=env, capture_output=True, text=True, check=True)
+    needed = registry.needed_models("smoke")
+    n0 = sum(c.seed == 0 for c in needed)
+    assert f"seed 0: 0/{n0} models complete, 0/{sum(c.epochs for c in needed if c.seed == 0)} epochs" \
+        in out.stdout
+    assert "no estimate" in out.stdout and not (tmp_path / "cache").exists()

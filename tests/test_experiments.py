@@ -277,7 +277,19 @@ def test_recon_vs_dim_on_tiny_data(tiny, tmp_path):
 
 def test_histories_and_final_terms_on_tiny_data(tiny):
     cfgs = R.main_models(tiny)
+    both = cfgs + R.exp1_models(tiny)                 # the main models and others, untrained
+    before = training.cache_status(tiny, both)
+    assert len(before) == len(both) and not before.complete.any()
+    assert (before.epochs_done == 0).all() and "no estimate" in training.status_lines(before)[-1]
     runs = training.train_all(tiny, cfgs, log=None)
+    after = training.cache_status(tiny, both).set_index("label")
+    main = [R.label(c) for c in cfgs]
+    assert after.loc[main].complete.all() and (after.loc[main].epochs_done == 1).all()
+    assert not after.drop(index=main).complete.any()
+    assert all("Main" in g or "main" in g for g in after.loc[main].groups)
+    lines = training.status_lines(after.reset_index(), workers=2)
+    assert lines[0].startswith(f"seed 0: {len(cfgs)}/{len(after)} models complete")
+    assert "with 2 worker(s)" in lines[-1]
     # one row per (model, epoch), the configuration first, the history's numbers unchanged
     hist = training.all_histories(tiny, cfgs)
     assert list(hist.columns[:len(training.HISTORY_KEYS)]) == list(training.HISTORY_KEYS)

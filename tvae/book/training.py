@@ -12,8 +12,10 @@ from collections.abc import Callable, Iterable
 
 import pandas as pd
 
-from ..cache import is_cached
+from ..cache import entry_path, is_cached
 from ..config import Config
+from ..errors import CheckpointError
+from ..io import read_checkpoint
 from ..profiles import Profile
 from . import registry, store
 from .text import signed
@@ -136,6 +138,55 @@ def all_histories(P: Profile, configs: Iterable[Config] | None = None) -> pd.Dat
     return pd.concat(frames, ignore_index=True)
 
 
+def cache_status(P: Profile, configs: Iterable[Config] | None = None) -> pd.DataFrame:
+    """Where the profile's training stands, read from the model cache without training or
+    waiting on anything: one row per model (default: :func:`tvae.book.registry.needed_models`) with
+    ``label``, ``model``, ``seed``, ``groups`` (the registry groups that use it, ``; ``-joined),
+    ``epochs``, ``epochs_done`` (0 when missing; a partial entry counts its saved epochs),
+    ``complete`` and ``train_seconds`` (training loops so far, from the history)."""
+    groups: dict[str, list[str]] = {}
+    for name, cfgs in registry.model_groups(P).items():
+        for c in cfgs:
+            groups.setdefault(c.key(), []).append(name)
+    rows = []
+    for cfg in registry.needed_models(P) if configs is None else configs:
+        path = entry_path(cfg, store.data_for(P, cfg).identity)
+        try:
+            ck = read_checkpoint(path) if path.exists() else {}
+        except CheckpointError:          # being written or corrupt: as good as missing here
+            ck = {}
+        h = ck.get("history", [])
+        rows.append({"label": registry.label(cfg), "model": cfg.model, "seed": cfg.seed,
+                     "groups": "; ".join(groups[cfg.key()]), "epochs": cfg.epochs,
+                     "epochs_done": len(h), "complete": bool(ck.get("complete")),
+                     "train_seconds": float(sum(r["seconds"] for r in h))})
+    return pd.DataFrame(rows)
+
+
+def status_lines(status: pd.DataFrame, workers: int = 1) -> list[str]:
+    """Readable lines on :func:`cache_status`: models and epochs done per seed, and an estimate
+    of the training-loop time left (each kind's mean seconds per epoch so far, else the mean
+    over all kinds, times its remaining epochs, over ``workers`` parallel workers; the per-epoch
+    evaluation and loading are not counted, so the wall time is somewhat longer)."""
+    out = []
+    for seed, g in status.groupby("seed"):
+        out.append(f"seed {seed}: {int(g.complete.sum())}/{len(g)} models complete, "
+                   f"{int(g.epochs_done.sum())}/{int(g.epochs.sum())} epochs")
+    done = status[status.epochs_done > 0]
+    overall = done.train_seconds.sum() / max(1, done.epochs_done.sum())
+    per_epoch = (done.groupby("model").train_seconds.sum()
+                 / done.groupby("model").epochs_done.sum()).to_dict()
+    left = sum((r.epochs - r.epochs_done) * per_epoch.get(r.model, overall)
+               for r in status.itertuples())
+    if done.empty:
+        out.append("no epoch trained yet: no estimate of the time left")
+    else:
+        out.append(f"training loops left: about {left / 3600:.1f} h on one core, "
+                   f"{left / 3600 / max(1, workers):.1f} h with {workers} worker(s) "
+                   "(evaluation after each epoch not counted)")
+    return out
+
+
 def main_histories(P: Profile) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """``({label: history_frame}, {label: colour})`` of the main models (the five kinds at
     dim z 20), for the chapter's learning curves."""
@@ -181,5 +232,5 @@ def training_findings(histories: dict[str, pd.DataFrame]) -> list[str]:
 
 
 __all__ = ["history_frame", "train_all", "group_table", "count_sentence", "final_terms",
-           "time_summary", "time_sentence", "HISTORY_KEYS", "all_histories", "main_histories",
-           "curve_split", "training_findings"]
+           "time_summary", "time_sentence", "HISTORY_KEYS", "all_histories", "cache_status",
+           "status_lines", "main_histories", "curve_split", "training_findings"]

@@ -26,7 +26,7 @@ from ..io import write_text
 from ..models import DTVAE, VAE
 from ..warps import control_grid, tps_basis
 from .numpy_decoder import export_arrays, numpy_decode
-from .pose import D, ExplorerModel, H, W
+from .pose import D, ExplorerModel, H, PoseSpec, W
 
 EXPORT_FORMAT = 2
 """Version of the exported model files (``window.TVAE_MODELS[name]``). 2: the files name the
@@ -84,6 +84,35 @@ def _check_vectors(em: ExplorerModel, digits_z: np.ndarray, digits_u: np.ndarray
     return np.concatenate(zs), np.concatenate(us)
 
 
+def _digits_json(spec: PoseSpec, digits: Tensor, labels: list[int] | None, dz: np.ndarray,
+                 du: np.ndarray) -> dict:
+    """The export's test digits ``(n, 784)``: their images (base64 uint8), ``labels`` (-1 when
+    None), posterior-mean ``z`` ``dz``, posterior-mode ``u`` ``du`` and its slider ``values``
+    and ``residual`` (:meth:`PoseSpec.from_u`)."""
+    pairs = [spec.from_u(u) for u in du] if spec.size else [(np.zeros(0), np.zeros(0))] * len(dz)
+    vals, res = [v for v, _ in pairs], [r for _, r in pairs]
+    return {"n": len(dz), "images": _b64(np.round(digits.cpu().numpy() * 255).astype(np.uint8)),
+            "labels": [int(v) for v in (labels if labels is not None else [-1] * len(dz))],
+            "z": [[float(v) for v in r] for r in dz], "u": [[float(v) for v in r] for r in du],
+            "values": [[float(v) for v in r] for r in vals],
+            "residual": [[float(v) for v in r] for r in res]}
+
+
+def _tps_json(model: VAE) -> dict:
+    """What a TPS model's export adds (nothing for the others): the control ``grid`` size, the
+    ``tps_basis`` ``(784, grid^2)`` (base64 float32), the ``control`` points and, for a DTVAE,
+    the ridge of its inverse spline (:data:`tvae.warps.TPS_INVERSE_REG`)."""
+    if not model.has_pose or model.warp.name != "tps":
+        return {}
+    g = model.config.grid
+    out = {"grid": g,
+           "tps_basis": _b64(tps_basis(g, H, W, model.config.sampling).numpy().astype("<f4")),
+           "control": [float(v) for v in control_grid(g).reshape(-1)]}
+    if isinstance(model, DTVAE):
+        out["tps_inverse_reg"] = float(getattr(warps, "TPS_INVERSE_REG", 0.0))
+    return out
+
+
 def export_model(em: ExplorerModel, digits: Tensor, labels: list[int] | None = None, *,
                  dtype: str = "auto", tol: float = 0.5 / 255, n_random: int = 32,
                  seed: int = 0) -> dict:
@@ -101,27 +130,14 @@ def export_model(em: ExplorerModel, digits: Tensor, labels: list[int] | None = N
         post = model.encode(digits.cpu())
     dz = post.mu_z.double().numpy()
     du = post.u.double().numpy()
-    pairs = [spec.from_u(u) for u in du] if spec.size else [(np.zeros(0), np.zeros(0))] * len(dz)
-    vals, res = [v for v, _ in pairs], [r for _, r in pairs]
-    warp = model.warp.name if model.has_pose else None
     base = {
         "format": EXPORT_FORMAT, "name": em.name, "label": em.label, "kind": model.config.model,
-        "warp": warp, "inverse": isinstance(model, DTVAE), "zdim": em.zdim,
-        "sampling": model.config.sampling,
+        "warp": model.warp.name if model.has_pose else None, "inverse": isinstance(model, DTVAE),
+        "zdim": em.zdim, "sampling": model.config.sampling,
         "pose": spec.to_json(),
-        "digits": {"n": len(dz), "images": _b64(np.round(digits.cpu().numpy() * 255).astype(np.uint8)),
-                   "labels": [int(v) for v in (labels if labels is not None else [-1] * len(dz))],
-                   "z": [[float(v) for v in r] for r in dz], "u": [[float(v) for v in r] for r in du],
-                   "values": [[float(v) for v in r] for r in vals],
-                   "residual": [[float(v) for v in r] for r in res]},
+        "digits": _digits_json(spec, digits, labels, dz, du),
+        **_tps_json(model),
     }
-    if warp == "tps":
-        g = model.config.grid
-        base["grid"] = g
-        base["tps_basis"] = _b64(tps_basis(g, H, W, model.config.sampling).numpy().astype("<f4"))
-        base["control"] = [float(v) for v in control_grid(g).reshape(-1)]
-        if isinstance(model, DTVAE):
-            base["tps_inverse_reg"] = float(getattr(warps, "TPS_INVERSE_REG", 0.0))
     zs, us = _check_vectors(em, dz, du, n_random, seed)
     with torch.no_grad():
         ref = model.decode(torch.as_tensor(zs, dtype=torch.float32),

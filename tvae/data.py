@@ -198,6 +198,34 @@ def _digest(obj: dict, arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()[:16]
 
 
+ROT_MNIST_ROTATION = "uniform [0,360) deg; bilinear, zeros padding, align_corners=False"
+"""How rotated MNIST rotates its digits (:func:`rotate` by :func:`uniform_angles`), as written
+into the dataset's identity: changing the rotation must change this text, and so the identity."""
+
+
+def _check_train_size(train_size: int | None, n_full: int) -> None:
+    """Raise a :class:`ConfigError` unless ``train_size`` is None or an integer in
+    ``1..n_full`` (a bool or a float is refused)."""
+    if train_size is not None and (
+        isinstance(train_size, bool)
+        or not isinstance(train_size, (int, np.integer))
+        or not 0 < train_size <= n_full
+    ):
+        raise ConfigError(
+            f"train size must be between 1 and {n_full} (the training set), got "
+            f"{train_size!r}; change --train-size"
+        )
+
+
+def _rotate_splits(x_train: Tensor, x_test: Tensor, seed: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """Rotated MNIST from MNIST: every digit rotated by its own angle drawn uniformly from
+    ``[0, 360)`` degrees with ``seed`` (one stream per split). Returns the rotated splits and
+    ``{'angles_train', 'angles_test'}`` (float32 degrees, CPU)."""
+    angles = {"angles_train": uniform_angles(len(x_train), seed, _STREAM_ANGLES_TRAIN),
+              "angles_test": uniform_angles(len(x_test), seed, _STREAM_ANGLES_TEST)}
+    return rotate(x_train, angles["angles_train"]), rotate(x_test, angles["angles_test"]), angles
+
+
 def load_dataset(
     name: str = "mnist",
     root: str | Path | None = None,
@@ -226,15 +254,7 @@ def load_dataset(
     n_full = len(raw.y_train)
     if train_size is None and name == "rot-mnist":
         train_size = ROT_MNIST_TRAIN_SIZE
-    if train_size is not None and (
-        isinstance(train_size, bool)
-        or not isinstance(train_size, (int, np.integer))
-        or not 0 < train_size <= n_full
-    ):
-        raise ConfigError(
-            f"train size must be between 1 and {n_full} (the training set), got "
-            f"{train_size!r}; change --train-size"
-        )
+    _check_train_size(train_size, n_full)
 
     indices = None
     if train_size is not None and (train_size < n_full or name == "rot-mnist"):
@@ -258,12 +278,10 @@ def load_dataset(
     if indices is not None:
         hashed["train_indices"] = indices
     if name == "rot-mnist":
-        angles_train = uniform_angles(len(x_train), seed, _STREAM_ANGLES_TRAIN)
-        angles_test = uniform_angles(len(x_test), seed, _STREAM_ANGLES_TEST)
-        x_train, x_test = rotate(x_train, angles_train), rotate(x_test, angles_test)
-        meta.update(angles_train=angles_train, angles_test=angles_test)
-        described["rotation"] = "uniform [0,360) deg; bilinear, zeros padding, align_corners=False"
-        hashed.update(angles_train=angles_train.numpy(), angles_test=angles_test.numpy())
+        x_train, x_test, angles = _rotate_splits(x_train, x_test, seed)
+        meta.update(angles)
+        described["rotation"] = ROT_MNIST_ROTATION
+        hashed.update({k: a.numpy() for k, a in angles.items()})
 
     return Dataset(
         name=name,

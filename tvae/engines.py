@@ -299,17 +299,7 @@ def train_on_ray(profile, configs: Sequence[Config] | None = None, *, address: s
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
         check_resources(ray, cpus, gpus, where)
         device = _device(P.device, gpus)
-        refs: dict = {}
-        for c in pending:
-            d = datasets[c.key()]
-            if d.identity not in refs:
-                refs[d.identity] = ray.put(d)
-        task = ray.remote(_train_task)
-        running = {
-            task.options(num_cpus=cpus, num_gpus=gpus, max_retries=max_retries,
-                         retry_exceptions=False, name=f"tvae {registry.label(c)}")
-                .remote(c.to_dict(), refs[datasets[c.key()].identity], device, cpus): c
-            for c in pending}
+        running = _submit(ray, pending, datasets, device, cpus, gpus, max_retries)
         say(f"[{P.name}] {len(pending)} of {len(configs)} models to train on {where} "
             f"({cpus} CPU{'s' if cpus > 1 else ''}{f', {gpus:g} GPU' if gpus else ''} per task, "
             f"device {device}); {len(configs) - len(pending)} cached")
@@ -318,6 +308,25 @@ def train_on_ray(profile, configs: Sequence[Config] | None = None, *, address: s
         if started:
             ray.shutdown()
     return list(outcomes.values())
+
+
+def _submit(ray, pending: Sequence[Config], datasets: dict, device: str, cpus: int, gpus: float,
+            max_retries: int) -> dict:
+    """Start one Ray task per config of ``pending`` (each dataset put in Ray's object store once,
+    ``datasets`` by config key); returns ``{task ref: config}``."""
+    from .book import registry
+
+    refs: dict = {}
+    for c in pending:
+        d = datasets[c.key()]
+        if d.identity not in refs:
+            refs[d.identity] = ray.put(d)
+    task = ray.remote(_train_task)
+    return {
+        task.options(num_cpus=cpus, num_gpus=gpus, max_retries=max_retries,
+                     retry_exceptions=False, name=f"tvae {registry.label(c)}")
+            .remote(c.to_dict(), refs[datasets[c.key()].identity], device, cpus): c
+        for c in pending}
 
 
 def _collect(ray, running: dict, datasets: dict, outcomes: dict, root, max_retries: int,

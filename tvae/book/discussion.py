@@ -149,81 +149,105 @@ def _same_total_diffs(s: pd.DataFrame, col: str) -> dict[str, tuple[float, float
     return out
 
 
+RECON_EXPERIMENT = "exp. 1 (ch. 05)"
+"""The ``experiment`` of the verdicts on reconstruction (:func:`recon_verdicts`)."""
+
+TABLE1_EXPERIMENT = "Table 1 (ch. 08)"
+"""The ``experiment`` of the verdicts on Table 1 (:func:`table1_verdicts`)."""
+
+
+def _seed_tail(one_seed: bool) -> str:
+    """What ends a verdict's evidence: ``'; '`` + :data:`ONE_SEED` when it rests on one seed."""
+    return f"; {ONE_SEED}" if one_seed else ""
+
+
 def recon_verdicts(df: pd.DataFrame) -> list[dict]:
     """The paper's claims on experiment 1 checked against a :func:`recon_vs_dim` table (one row
     per seed; reduced here to seed means and SDs, :func:`recon_summary`), in the column of
     :func:`main_metric` (the original's best-epoch posterior-mean BCE when every run logged it).
 
-    1. The VAE's error is lowest near 25 latent variables: reproduced when the VAE's best dim z
-       (by seed mean) is one of the two measured dims around 25 and is not the largest dim
-       measured; the seed means and SDs of every dim are the evidence.
+    1. The VAE's error is lowest near 25 latent variables (:func:`_vae_best_dim_verdict`).
     2. The transformer models reconstruct better than the VAE at the same total latent size
-       (the VAE's curve interpolated, :func:`vae_bce_at_total`): per model, the seed rule's
-       ordering (:func:`order_verdict`) on the mean difference over its points; the claim is
-       reproduced when it is for every model.
-    3. Mostly TPS-TVAE and Affine-DTVAE: they are the two transformer models with the largest
-       advantage in 2 and both are better than the VAE by 2 (all three need a difference);
-       partly when one of them is among the top two.
+       (:func:`_same_total_verdict`).
+    3. Mostly TPS-TVAE and Affine-DTVAE (:func:`_mostly_verdict`).
     """
-    ex = "exp. 1 (ch. 05)"
     s = _summary(df)
     col = main_metric(df)
-    sd_col = col + "_sd"
-    one_seed = "n_seeds" not in s or int(s.n_seeds.min()) < 2
-    tail = f"; {ONE_SEED}" if one_seed else ""
-    out = []
+    tail = _seed_tail("n_seeds" not in s or int(s.n_seeds.min()) < 2)
+    diffs = _same_total_diffs(s, col)
+    same_total, better_than_vae = _same_total_verdict(diffs, col)
+    return [_vae_best_dim_verdict(s, col, tail), same_total,
+            _mostly_verdict(diffs, better_than_vae, col, tail)]
+
+
+def _vae_best_dim_verdict(s: pd.DataFrame, col: str, tail: str) -> dict:
+    """Claim 1 of :func:`recon_verdicts` on a seed summary ``s``: reproduced when the VAE's best
+    dim z (by seed mean of ``col``) is one of the two measured dims around 25 and is not the
+    largest dim measured; the seed means and SDs of every dim are the evidence."""
     v = s[s.model == "vae"].sort_values("dim_z")
     claim = "The VAE's reconstruction error is lowest near 25 latent variables"
-    if len(v) >= 3:
-        best = int(v.loc[v[col].idxmin(), "dim_z"])
-        dims = sorted(v.dim_z)
-        below = [d for d in dims if d <= 25]
-        above = [d for d in dims if d >= 25]
-        near = {below[-1] if below else dims[0], above[0] if above else dims[-1]}
-        ok = best in near and best != dims[-1]
-        sds = v[sd_col] if sd_col in v else pd.Series(np.nan, index=v.index)
-        out.append(_verdict(claim, ex, REPRODUCED if ok else NOT_REPRODUCED,
-                            f"VAE {METRIC_NAMES.get(col, col)} lowest at dim z = {best} among {dims}; "
-                            "seed mean ± SD per dim: "
-                            + ", ".join(f"{int(r.dim_z)}: {_pm(r[col], sds[i])}" for i, r in v.iterrows())
-                            + tail))
-    else:
-        out.append(_verdict(claim, ex, UNTESTED, f"only {len(v)} VAE dims measured in this profile"))
-    diffs = _same_total_diffs(s, col)
-    better_than_vae: set[str] = set()
+    if len(v) < 3:
+        return _verdict(claim, RECON_EXPERIMENT, UNTESTED,
+                        f"only {len(v)} VAE dims measured in this profile")
+    sd_col = col + "_sd"
+    best = int(v.loc[v[col].idxmin(), "dim_z"])
+    dims = sorted(v.dim_z)
+    below = [d for d in dims if d <= 25]
+    above = [d for d in dims if d >= 25]
+    near = {below[-1] if below else dims[0], above[0] if above else dims[-1]}
+    ok = best in near and best != dims[-1]
+    sds = v[sd_col] if sd_col in v else pd.Series(np.nan, index=v.index)
+    return _verdict(claim, RECON_EXPERIMENT, REPRODUCED if ok else NOT_REPRODUCED,
+                    f"VAE {METRIC_NAMES.get(col, col)} lowest at dim z = {best} among {dims}; "
+                    "seed mean ± SD per dim: "
+                    + ", ".join(f"{int(r.dim_z)}: {_pm(r[col], sds[i])}" for i, r in v.iterrows())
+                    + tail)
+
+
+def _same_total_verdict(diffs: dict[str, tuple[float, float, bool]], col: str
+                        ) -> tuple[dict, set[str]]:
+    """Claim 2 of :func:`recon_verdicts` on the differences of :func:`_same_total_diffs` (the
+    VAE's curve interpolated, :func:`vae_bce_at_total`): per model, the seed rule's ordering
+    (:func:`diff_verdict`) on the mean difference over its points; reproduced when it is for
+    every model. Also returns the models decidedly better than the VAE."""
     claim = "Transformer models reconstruct better than the VAE (same dim z + dim u)"
-    if diffs:
-        parts, oks = [], []
-        for m, (d, se, one) in diffs.items():
-            verdict, evid = diff_verdict(-d, math.nan if one else se)
-            oks.append(verdict == REPRODUCED)
-            if verdict == REPRODUCED:
-                better_than_vae.add(m)
-            parts.append(f"{LABELS[m]} {signed(d)} nats ({verdict}; {evid})")
-        out.append(_verdict(claim, ex, _share(sum(oks), len(oks)),
-                            f"mean {METRIC_NAMES.get(col, col)} minus the VAE's at the same total size: "
-                            + "; ".join(parts)))
-    else:
-        out.append(_verdict(claim, ex, UNTESTED,
-                            "no transformer model inside the VAE's range of total latent sizes"))
-    if len(diffs) >= 3:
-        ranked = sorted(diffs, key=lambda m: diffs[m][0])
-        top2 = set(ranked[:2])
-        want = {"tps-tvae", "affine-dtvae"}
-        better = {m for m in want if m in better_than_vae}
-        verdict = (REPRODUCED if top2 == want and better == want else
-                   PARTLY if top2 & want else NOT_REPRODUCED)
-        out.append(_verdict("Mostly TPS-TVAE and Affine-DTVAE", ex, verdict,
-                            "largest advantage over the VAE at the same total size (mean "
-                            f"{METRIC_NAMES.get(col, col)} difference ± SE): " + ", ".join(
-                                f"{LABELS[m]} {signed(diffs[m][0])} nats" + ("" if diffs[m][2] else
-                                                                         f" ± {diffs[m][1]:.1f}")
-                                for m in ranked) + tail))
-    else:
-        out.append(_verdict("Mostly TPS-TVAE and Affine-DTVAE", ex, UNTESTED,
-                            f"only {len(diffs)} transformer model(s) inside the VAE's range of total "
-                            "latent sizes"))
-    return out
+    if not diffs:
+        return _verdict(claim, RECON_EXPERIMENT, UNTESTED,
+                        "no transformer model inside the VAE's range of total latent sizes"), set()
+    parts, oks, better_than_vae = [], [], set()
+    for m, (d, se, one) in diffs.items():
+        verdict, evid = diff_verdict(-d, math.nan if one else se)
+        oks.append(verdict == REPRODUCED)
+        if verdict == REPRODUCED:
+            better_than_vae.add(m)
+        parts.append(f"{LABELS[m]} {signed(d)} nats ({verdict}; {evid})")
+    return _verdict(claim, RECON_EXPERIMENT, _share(sum(oks), len(oks)),
+                    f"mean {METRIC_NAMES.get(col, col)} minus the VAE's at the same total size: "
+                    + "; ".join(parts)), better_than_vae
+
+
+def _mostly_verdict(diffs: dict[str, tuple[float, float, bool]], better_than_vae: set[str],
+                    col: str, tail: str) -> dict:
+    """Claim 3 of :func:`recon_verdicts`: TPS-TVAE and Affine-DTVAE are the two transformer
+    models with the largest advantage in claim 2 and both are better than the VAE by it (all
+    three need a difference); partly when one of them is among the top two."""
+    claim = "Mostly TPS-TVAE and Affine-DTVAE"
+    if len(diffs) < 3:
+        return _verdict(claim, RECON_EXPERIMENT, UNTESTED,
+                        f"only {len(diffs)} transformer model(s) inside the VAE's range of total "
+                        "latent sizes")
+    ranked = sorted(diffs, key=lambda m: diffs[m][0])
+    top2 = set(ranked[:2])
+    want = {"tps-tvae", "affine-dtvae"}
+    better = {m for m in want if m in better_than_vae}
+    verdict = (REPRODUCED if top2 == want and better == want else
+               PARTLY if top2 & want else NOT_REPRODUCED)
+    return _verdict(claim, RECON_EXPERIMENT, verdict,
+                    "largest advantage over the VAE at the same total size (mean "
+                    f"{METRIC_NAMES.get(col, col)} difference ± SE): " + ", ".join(
+                        f"{LABELS[m]} {signed(diffs[m][0])} nats" + ("" if diffs[m][2] else
+                                                                 f" ± {diffs[m][1]:.1f}")
+                        for m in ranked) + tail)
 
 
 def _acc(g: pd.DataFrame, kind: str) -> tuple[float, float, int]:
@@ -236,30 +260,48 @@ def table1_verdicts(df: pd.DataFrame) -> list[dict]:
     """The paper's Table 1 checked against a :func:`table1` table (seed means and SDs):
 
     1. Per protocol, the paper rows whose CV mean lies within the seed rule's spread
-       (``within_2sd``: :func:`within_spread` with our SD over seeds and the paper's CV SD).
-    2. At each dim every transformer model's test accuracy at least the VAE's (paper-C, the
-       seed rule's 'at least as good' ordering).
-    3. "DTVAE > TVAE >= VAE at dim 8": Affine-DTVAE's test accuracy above Affine-TVAE's,
-       Affine-TVAE's at least the VAE's (paper-C, seed rule).
-    4. "TPS-TVAE best at dim 20": TPS-TVAE above each other paper model (paper-C, seed rule).
+       (:func:`_table1_number_verdicts`).
+    2. At each dim every transformer model's test accuracy at least the VAE's
+       (:func:`_separability_verdict`).
+    3. "DTVAE > TVAE >= VAE at dim 8" (:func:`_dim8_verdict`).
+    4. "TPS-TVAE best at dim 20" (:func:`_dim20_verdict`).
+
+    Claims 2 to 4 are checked on the paper-C rows; a claim without the rows it needs is left out.
     """
-    ex = "Table 1 (ch. 08)"
+    tail = _seed_tail("n_seeds" not in df or int(df[df.input.isin(PAPER_KINDS)].n_seeds.min()) < 2)
+    out = _table1_number_verdicts(df, tail)
+    d = df[(df.protocol == "paper-C") & (df.row_kind == "paper")]
+    for v in (_separability_verdict(d, tail), _dim8_verdict(d[d.dim == 8].set_index("input")),
+              _dim20_verdict(d[d.dim == 20].set_index("input"))):
+        if v is not None:
+            out.append(v)
+    return out
+
+
+def _table1_number_verdicts(df: pd.DataFrame, tail: str) -> list[dict]:
+    """Claim 1 of :func:`table1_verdicts`, one verdict per protocol: the paper rows whose CV mean
+    lies within the seed rule's spread (``within_2sd``: :func:`within_spread` with our SD over
+    seeds and the paper's CV SD)."""
     out = []
-    one_seed = "n_seeds" not in df or int(df[df.input.isin(PAPER_KINDS)].n_seeds.min()) < 2
-    tail = f"; {ONE_SEED}" if one_seed else ""
     for protocol in PROTOCOLS:
         d = df[(df.protocol == protocol) & (df.row_kind == "paper")]
         if len(d):
             ok = d[d.within_2sd == True]  # noqa: E712 - True/False/None column
-            out.append(_verdict(f"Table 1 numbers ({protocol})", ex, _share(len(ok), len(d)),
+            out.append(_verdict(f"Table 1 numbers ({protocol})", TABLE1_EXPERIMENT,
+                                _share(len(ok), len(d)),
                                 f"{len(ok)} of {len(d)} rows with the paper's CV mean within "
                                 f"{SPREAD_SDS:g} sqrt(SD_seeds^2 + SD_paper^2) of our seed mean; "
                                 "median distance of the test accuracy from the paper's "
                                 f"{d.diff_test.abs().median():.2f} points" + tail))
-    d = df[(df.protocol == "paper-C") & (df.row_kind == "paper")]
-    dims = sorted(set(d.dim) - {RAW_DIM})
+    return out
+
+
+def _separability_verdict(d: pd.DataFrame, tail: str) -> dict | None:
+    """Claim 2 of :func:`table1_verdicts` on the paper-C rows ``d``: at each dim every
+    transformer model's test accuracy at least the VAE's (the seed rule's 'at least as good'
+    ordering); None when no dim has the VAE and another model."""
     oks, parts = [], []
-    for dim in dims:
+    for dim in sorted(set(d.dim) - {RAW_DIM}):
         g = d[d.dim == dim].set_index("input")
         if "vae" not in g.index:
             continue
@@ -269,35 +311,47 @@ def table1_verdicts(df: pd.DataFrame) -> list[dict]:
                 oks.append(verdict == REPRODUCED)
                 parts.append(f"{LABELS[k]} ({dim}) {_pm(*_acc(g, k)[:2], 2)} vs VAE "
                              f"{_pm(*_acc(g, 'vae')[:2], 2)}: {verdict}")
-    if oks:
-        out.append(_verdict("Transformer models' codes are at least as linearly separable as the VAE's",
-                            ex, _share(sum(oks), len(oks)), "test accuracy, paper-C, seed mean ± SD: "
-                            + "; ".join(parts) + tail))
-    g = d[d.dim == 8].set_index("input")
-    if {"affine-dtvae", "affine-tvae", "vae"} <= set(g.index):
-        v1, e1 = order_verdict(_acc(g, "affine-dtvae"), _acc(g, "affine-tvae"))
-        v2, e2 = order_verdict(_acc(g, "affine-tvae"), _acc(g, "vae"), strict=False)
-        both = REPRODUCED if v1 == v2 == REPRODUCED else (
-            NOT_REPRODUCED if NOT_REPRODUCED in (v1, v2) and REPRODUCED not in (v1, v2) else
-            (UNDECIDED if v1 == UNDECIDED and v2 == REPRODUCED else PARTLY))
-        out.append(_verdict("DTVAE > TVAE >= VAE at dim 8 (test accuracy)", ex, both,
-                            f"Affine-DTVAE {_pm(*_acc(g, 'affine-dtvae')[:2], 2)}, Affine-TVAE "
-                            f"{_pm(*_acc(g, 'affine-tvae')[:2], 2)}, VAE {_pm(*_acc(g, 'vae')[:2], 2)} "
-                            f"(paper 93.87, 88.39, 87.99); DTVAE > TVAE: {v1} ({e1}); TVAE >= VAE: "
-                            f"{v2} ({e2})"))
-    g = d[d.dim == 20].set_index("input")
+    if not oks:
+        return None
+    return _verdict("Transformer models' codes are at least as linearly separable as the VAE's",
+                    TABLE1_EXPERIMENT, _share(sum(oks), len(oks)),
+                    "test accuracy, paper-C, seed mean ± SD: " + "; ".join(parts) + tail)
+
+
+def _dim8_verdict(g: pd.DataFrame) -> dict | None:
+    """Claim 3 of :func:`table1_verdicts` on the paper-C rows at dim 8 ``g`` (indexed by input):
+    Affine-DTVAE's test accuracy above Affine-TVAE's, Affine-TVAE's at least the VAE's (seed
+    rule); None without those three rows."""
+    if not {"affine-dtvae", "affine-tvae", "vae"} <= set(g.index):
+        return None
+    v1, e1 = order_verdict(_acc(g, "affine-dtvae"), _acc(g, "affine-tvae"))
+    v2, e2 = order_verdict(_acc(g, "affine-tvae"), _acc(g, "vae"), strict=False)
+    both = REPRODUCED if v1 == v2 == REPRODUCED else (
+        NOT_REPRODUCED if NOT_REPRODUCED in (v1, v2) and REPRODUCED not in (v1, v2) else
+        (UNDECIDED if v1 == UNDECIDED and v2 == REPRODUCED else PARTLY))
+    return _verdict("DTVAE > TVAE >= VAE at dim 8 (test accuracy)", TABLE1_EXPERIMENT, both,
+                    f"Affine-DTVAE {_pm(*_acc(g, 'affine-dtvae')[:2], 2)}, Affine-TVAE "
+                    f"{_pm(*_acc(g, 'affine-tvae')[:2], 2)}, VAE {_pm(*_acc(g, 'vae')[:2], 2)} "
+                    f"(paper 93.87, 88.39, 87.99); DTVAE > TVAE: {v1} ({e1}); TVAE >= VAE: "
+                    f"{v2} ({e2})")
+
+
+def _dim20_verdict(g: pd.DataFrame) -> dict | None:
+    """Claim 4 of :func:`table1_verdicts` on the paper-C rows at dim 20 ``g`` (indexed by
+    input): TPS-TVAE above each other paper model (seed rule); None without TPS-TVAE and a
+    rival."""
     rivals = [k for k in PAPER_KINDS if k != "tps-tvae" and k in g.index]
-    if "tps-tvae" in g.index and rivals:
-        res = {k: order_verdict(_acc(g, "tps-tvae"), _acc(g, k)) for k in rivals}
-        vs = [r[0] for r in res.values()]
-        verdict = REPRODUCED if all(x == REPRODUCED for x in vs) else (
-            NOT_REPRODUCED if NOT_REPRODUCED in vs else UNDECIDED)
-        out.append(_verdict("TPS-TVAE best at dim 20 (test accuracy)", ex, verdict,
-                            f"TPS-TVAE {_pm(*_acc(g, 'tps-tvae')[:2], 2)} (paper "
-                            f"{PAPER_TABLE1[('tps-tvae', 20)][2]:.2f}); against "
-                            + "; ".join(f"{LABELS[k]} {_pm(*_acc(g, k)[:2], 2)}: {v} ({e})"
-                                        for k, (v, e) in res.items())))
-    return out
+    if "tps-tvae" not in g.index or not rivals:
+        return None
+    res = {k: order_verdict(_acc(g, "tps-tvae"), _acc(g, k)) for k in rivals}
+    vs = [r[0] for r in res.values()]
+    verdict = REPRODUCED if all(x == REPRODUCED for x in vs) else (
+        NOT_REPRODUCED if NOT_REPRODUCED in vs else UNDECIDED)
+    return _verdict("TPS-TVAE best at dim 20 (test accuracy)", TABLE1_EXPERIMENT, verdict,
+                    f"TPS-TVAE {_pm(*_acc(g, 'tps-tvae')[:2], 2)} (paper "
+                    f"{PAPER_TABLE1[('tps-tvae', 20)][2]:.2f}); against "
+                    + "; ".join(f"{LABELS[k]} {_pm(*_acc(g, k)[:2], 2)}: {v} ({e})"
+                                for k, (v, e) in res.items()))
 
 
 def likelihood_verdicts(df: pd.DataFrame) -> list[dict]:

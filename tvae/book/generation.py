@@ -298,6 +298,9 @@ def quality_summary(df: pd.DataFrame) -> pd.DataFrame:
     return seed_summary(per_model, ["label", "pose"], QUALITY_METRICS)
 
 
+POSE_NAMES = {"prior": "posed", "identity": "identity pose"}
+"""How a row label names a sampling mode other than the mean pose (short: one line in a table)."""
+
 QUALITY_DIGITS = {"frechet": 2, "confidence": 3, "label_kl": 3, "precision": 3, "recall": 3,
                   "nn_train_l2": 2}
 """Decimals of each metric in the chapters' tables."""
@@ -310,7 +313,7 @@ def quality_display(df: pd.DataFrame) -> pd.DataFrame:
     rows = [{"samples": r.label, "seeds": "reference",
              **{c: f"{r[c]:.{QUALITY_DIGITS[c]}f}" for c in QUALITY_METRICS}} for _, r in refs.iterrows()]
     for _, r in quality_summary(df).iterrows():
-        label = r.label if r.pose in ("mean", "none") else f"{r.label} ({r.pose} pose)"
+        label = r.label if r.pose in ("mean", "none") else f"{r.label}, {POSE_NAMES[r.pose]}"
         rows.append({"samples": label, "seeds": str(r.n_seeds),
                      **{c: _pm(r[c], r[c + "_sd"], QUALITY_DIGITS[c]) for c in QUALITY_METRICS}})
     return pd.DataFrame(rows).set_index("samples")

@@ -30,7 +30,7 @@ def chapter_sets(P) -> dict[str, list]:
     main_paper = [c for c in registry.main_models(P) if c.model in registry.PAPER_KINDS]
     return {"01": [registry.intro_model(P)], "04": registry.main_models(P),
             "05": registry.exp1_models(P), "06": list(registry.named(main_paper).values()),
-            "07": list(registry.generation_set(P).values()), "08": registry.table1_models(P)
+            "07": registry.generation_models(P), "08": registry.table1_models(P)
             + registry.modern_models(P), "09": [*aff.values(), *tps.values()],
             "10": registry.likelihood_models(P),
             "11": [*registry.local_optima_set(P).values(), *registry.latent2d_set(P).values()],

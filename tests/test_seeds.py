@@ -50,7 +50,8 @@ def test_smoke_and_quick_do_not_grow_beyond_the_as_run_rows():
         one = {c.key() for c in R.needed_models(P)}
         assert len(one) == len(R.needed_models(dataclasses.replace(P, n_seeds=1)))
         three = R.needed_models(dataclasses.replace(P, n_seeds=3))
-        extra = 2 * (len(R.exp1_models(P)) + len(R.table1_models(P)) + len(R.table1_as_run_models(P)))
+        extra = 2 * (len(R.exp1_models(P)) + len(R.table1_models(P)) + len(R.table1_as_run_models(P))
+                     + len(R.generation_models(P)))
         # every extra seed is a new model, except the dim-20 TPS-TVAE / Affine-TVAE seeds 1 and 2
         # that the local-optima study trains anyway
         shared = {c.key() for c in R.local_optima_models(P)}

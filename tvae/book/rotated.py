@@ -209,7 +209,7 @@ def correlation_findings(df: pd.DataFrame) -> str:
             + ", ".join(f"{r.model} **{r.circular_corr:+.2f}**" for r in per.itertuples())
             + "; axial correlation (angles doubled, so that a and a + 180 degrees count as the "
             "same orientation): " + ", ".join(f"{r.model} **{r.axial_corr:+.2f}**" for r in per.itertuples())
-            + f". {per.beyond_90_pct.iloc[0]:.0f}% of the test digits are rotated by more than "
+            + f". {per.beyond_90_pct.iloc[0]:.1f}% of the test digits are rotated by more than "
             f"{REACHABLE} degrees either way.")
 
 

@@ -42,10 +42,10 @@ identity's), so the first two ranges are the ones a pose can reach."""
 REACHABLE = 90
 """Angles (degrees) below which a bounded affine pose can express the rotation."""
 
-ANGLE_LABELS = {"xlabel": "true angle $a$ (degrees, counter-clockwise)",
-                "ylabel": r"angle of the pose $\hat a$ (degrees, counter-clockwise)"}
-"""Axis labels of the angle plot (:func:`tvae.figures.angle_scatter`): both angles in the
-digit's terms, positive counter-clockwise on the screen (:func:`pose_angle`)."""
+ANGLE_FIGURE = {"title": "The pose's angle against the true angle (counter-clockwise on the screen)",
+                "xlabel": "true angle $a$ (degrees)", "ylabel": r"pose's angle $\hat a$ (degrees)"}
+"""Title and axis labels of the angle plot (:func:`tvae.figures.angle_scatter`): both angles
+in the digit's terms, positive counter-clockwise on the screen (:func:`pose_angle`)."""
 
 MODEL_COLUMNS = ["model", "dim z", "dim u", "test ELBO", "test BCE (sampled z)", "KL z",
                  "test BCE (posterior mean)", "test squared error", "profile", "seed", "n_test",
@@ -229,6 +229,6 @@ def error_findings(df: pd.DataFrame) -> str:
 
 
 __all__ = ["DATASET", "SHOWN", "SAMPLES", "ANGLE_BINS", "REACHABLE", "MODEL_COLUMNS",
-           "ANGLE_COLUMNS", "ANGLE_LABELS", "chapter_models", "histories", "evaluation_digits", "describe",
+           "ANGLE_COLUMNS", "ANGLE_FIGURE", "chapter_models", "histories", "evaluation_digits", "describe",
            "reconstruction_rows", "upright_samples", "model_table", "pose_angle", "angles",
            "angle_pairs", "angle_table", "error_table", "correlation_findings", "error_findings"]

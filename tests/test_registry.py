@@ -33,7 +33,8 @@ def chapter_sets(P) -> dict[str, list]:
             "07": registry.generation_models(P), "08": registry.table1_models(P)
             + registry.modern_models(P), "09": [*aff.values(), *tps.values()],
             "10": registry.likelihood_models(P),
-            "11": [*registry.local_optima_set(P).values(), *registry.latent2d_set(P).values()],
+            "11": list(registry.local_optima_set(P).values()),
+            "11 (2-d latent map)": list(registry.latent2d_set(P).values()),
             "12": list(registry.named(registry.rot_mnist_models(P)).values()),
             "13": registry.explorer_models(P)}
 

@@ -63,7 +63,7 @@ ROT_KINDS = ("vae", "affine-tvae", "affine-dtvae")
 """Kinds of chapter 12 (rotated MNIST)."""
 
 MAP_KINDS = ("vae", "affine-tvae", "affine-dtvae", "tps-tvae")
-"""Kinds whose 2-d codes chapter 11 maps, in its order."""
+"""Kinds whose 2-d codes the 2-d latent map maps (``book/11_latent_map``), in its order."""
 
 AS_RUN_VAE_HIDDEN = {8: (512,), 20: (128,)}
 """Hidden layers of the VAE rows of Table 1 as the original code ran them (PAPER.md, "What the
@@ -210,12 +210,13 @@ def local_optima_models(P: Profile) -> list[Config]:
 
 
 def latent2d_models(P: Profile) -> list[Config]:
-    """Experiment 8 (chapter 11): the four paper kinds with a 2-d code."""
+    """Experiment 8 (the 2-d latent map, ``book/11_latent_map``): the four paper kinds with a 2-d
+    code."""
     return [P.config(k, 2) for k in PAPER_KINDS]
 
 
 def latent2d_set(P: Profile) -> dict[str, Config]:
-    """``{display name: Config}`` of the 2-d code maps of chapter 11 (:data:`MAP_KINDS`)."""
+    """``{display name: Config}`` of the 2-d code maps (:data:`MAP_KINDS`)."""
     by_kind = {c.model: c for c in latent2d_models(P)}
     return {LABELS[k]: by_kind[k] for k in MAP_KINDS}
 

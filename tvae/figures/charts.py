@@ -116,9 +116,12 @@ def spectra(values: Mapping[str, Sequence[float]], ylabel: str = "eigenvalue",
 
 
 def angle_scatter(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]],
-                  title: str | None = None, size: float = 3.2) -> Figure:
+                  title: str | None = None, size: float = 3.2, *,
+                  xlabel: str = "true angle (degrees)",
+                  ylabel: str = "angle read from u (degrees)") -> Figure:
     """Recovered against true angles in degrees: one axes per label (label -> ``(true,
-    recovered)``), both axes on ``[-180, 180]``, with the diagonals ``y = x`` and ``y = -x``."""
+    recovered)``), both axes on ``[-180, 180]``, with the diagonals ``y = x`` and ``y = -x``;
+    ``xlabel``/``ylabel`` name the axes (e.g. with the angles' sign convention)."""
     if not pairs:
         raise ValueError("no angle pairs to draw")
     n = len(pairs)
@@ -132,8 +135,8 @@ def angle_scatter(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]],
         ax.set_ylim(-180, 180)
         ax.set_xticks([-180, -90, 0, 90, 180])
         ax.set_yticks([-180, -90, 0, 90, 180])
-        ax.set_xlabel("true angle (degrees)")
-        ax.set_ylabel("angle read from u (degrees)")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.set_title(label, fontsize=10)
         ax.set_aspect("equal")
     if title:

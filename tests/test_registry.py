@@ -29,7 +29,8 @@ def chapter_sets(P) -> dict[str, list]:
     aff, tps = registry.pose_prior_sets(P)
     main_paper = [c for c in registry.main_models(P) if c.model in registry.PAPER_KINDS]
     return {"01": [registry.intro_model(P)], "04": registry.main_models(P),
-            "05": registry.exp1_models(P), "06": list(registry.named(main_paper).values()),
+            "05": registry.exp1_models(P) + list(registry.init_ablation_set(P).values()),
+            "06": list(registry.named(main_paper).values()),
             "07": list(registry.generation_set(P).values()), "08": registry.table1_models(P)
             + registry.modern_models(P), "09": [*aff.values(), *tps.values()],
             "10": registry.likelihood_models(P),
@@ -56,6 +57,34 @@ def test_every_chapter_set_is_trained_up_front(name):
     runs = registry.local_optima_set(P)
     assert len(runs) == 3 * len(P.seeds) and {c.key() for c in runs.values()} == {
         c.key() for c in registry.local_optima_models(P)}
+
+
+@pytest.mark.parametrize(("name", "seeds"), [("smoke", None), ("paper", None), ("smoke", 2)])
+def test_init_ablation_group_is_seeded_torch_init(name, seeds):
+    """Chapter 05's initialisation ablation (issue 10): VAE and Affine-TVAE at dim z 20 with
+    PyTorch's default initialisation at every seed of ``P.seed_list``, paired with the
+    Glorot-initialised models experiment 1 already trains (same everything but ``init``)."""
+    P = tvae.resolve(name, seeds=seeds)
+    torch_init = registry.init_ablation_models(P)
+    assert sorted((c.model, c.seed) for c in torch_init) == sorted(
+        (k, s) for k in ("vae", "affine-tvae") for s in P.seed_list)
+    assert all(c.init == "torch" and c.zdim == 20 and c.prior == "flat" and c.sampling == "lasagne"
+               and c.epochs == P.epochs and c.train_size == P.train_size for c in torch_init)
+    assert "initialisation ablation (exp. 1)" in registry.GROUPS
+    needed = {c.key() for c in registry.needed_models(P)}
+    assert {c.key() for c in torch_init} <= needed
+    runs = registry.init_ablation_set(P)
+    assert len(runs) == 2 * len(torch_init)
+    exp1 = {c.key() for c in registry.exp1_models(P)}
+    for (kind, init, seed), cfg in runs.items():
+        assert (cfg.model, cfg.init, cfg.seed, cfg.zdim) == (kind, init, seed, 20)
+        twin = runs[(kind, "torch" if init == "glorot" else "glorot", seed)]
+        assert cfg.replace(init=twin.init).key() == twin.key()      # only the init differs
+        assert (cfg.key() in exp1) == (init == "glorot")
+    assert registry.label(runs[("vae", "torch", P.seed_list[-1])]) == (
+        "VAE z20 (torch init)" if len(P.seed_list) == 1 else
+        f"VAE z20 (torch init, seed {P.seed_list[-1]})")
+    assert registry.label(runs[("vae", "glorot", 0)]) == "VAE z20"
 
 
 @pytest.fixture

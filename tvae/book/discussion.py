@@ -25,13 +25,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.io.formats.style import Styler
 
 from ..io import read_csv
-from ..profiles import Profile
-from .latent_dimension import METRIC_NAMES, main_metric, recon_summary, vae_bce_at_total
+from ..profiles import Profile, resolve
+from .latent_dimension import (
+    ACTIVE_NATS,
+    METRIC_NAMES,
+    main_metric,
+    recon_summary,
+    recon_vs_dim,
+    vae_bce_at_total,
+)
 from .registry import LABELS, PAPER_KINDS, RAW_DIM
-from .table1 import PAPER_TABLE1, PROTOCOLS
+from .table1 import PAPER_TABLE1, PROTOCOLS, table1, table1_findings
 from .text import signed
+from .variational_gap import likelihood_table
 
 
 def read_result(P: Profile, name: str, root: str | Path = "results") -> pd.DataFrame | None:
@@ -349,6 +358,229 @@ def verdicts(recon: pd.DataFrame | None = None, table: pd.DataFrame | None = Non
     return pd.DataFrame(rows, columns=["experiment", "claim", "verdict", "evidence"])
 
 
+# ------------------------------------------------------------ chapter 14's page ----
+COMPUTED = {"recon_vs_dim": recon_vs_dim, "table1": table1, "likelihood": likelihood_table}
+"""The tables chapter 14 needs: computed through the model cache (and written) when their
+chapter (05, 08, 10) has not run under the profile."""
+
+READ_ONLY = ("denoising", "training")
+"""Tables chapter 14 shows only when their chapter (06, 04) wrote them."""
+
+
+def load_results(P: Profile, root: str | Path = "results") -> tuple[dict[str, pd.DataFrame | None], str]:
+    """``({name: table or None}, a Markdown sentence saying what was read and what computed)``:
+    the tables of :data:`COMPUTED` (read, else computed now) and of :data:`READ_ONLY` (read,
+    else None) under ``P``."""
+    results, recomputed = {}, []
+    for name, fn in COMPUTED.items():
+        results[name] = read_result(P, name, root)
+        if results[name] is None:
+            results[name] = fn(P)
+            recomputed.append(name)
+    for name in READ_ONLY:
+        results[name] = read_result(P, name, root)
+    found = [f"`{name}.csv`" for name, df in results.items() if df is not None and name not in recomputed]
+    msg = f"Read from `{P.results_dir(root)}`: " + (", ".join(found) if found else "nothing") + "."
+    if recomputed:
+        msg += (" Computed now (their chapters had not run under this profile): "
+                + ", ".join(recomputed) + ".")
+    return results, msg
+
+
+def profile_caution(P: Profile) -> str:
+    """A Markdown warning for a page made by a profile other than ``paper`` (empty for it)."""
+    if P.name == "paper":
+        return ""
+    full = resolve("paper")
+    n = "60,000" if P.train_size is None else f"{P.train_size:,}"
+    return (f"> **Read with care.** This page was produced by the *{P.name}* profile: {n} training "
+            f"digits and {P.epochs} epoch(s) per model instead of the paper's 60,000 digits and "
+            f"{full.epochs} epochs, and fewer dimensions and test digits. The verdicts below "
+            "describe these runs; they are evidence about the paper's claims only under the "
+            "*paper* profile, whose results are committed in `results/paper/`.")
+
+
+VERDICT_COLOURS = {REPRODUCED: "background-color: #d7f5dd", PARTLY: "background-color: #fff3c4",
+                   UNDECIDED: "background-color: #e3ecfb", NOT_REPRODUCED: "background-color: #fbd9d9",
+                   UNTESTED: "background-color: #eeeeee"}
+"""The background of each verdict in chapter 14's table (green to red, grey: untested)."""
+
+
+def verdict_counts(v: pd.DataFrame) -> str:
+    """``'N claims checked: a reproduced, b partly, ...'`` for a :func:`verdicts` table."""
+    counts = v.verdict.value_counts()
+    return (f"{len(v)} claims checked: "
+            + ", ".join(f"{counts.get(k, 0)} {k}" for k in VERDICT_COLOURS) + ".")
+
+
+def verdicts_view(v: pd.DataFrame, *, colour: bool = True) -> Styler:
+    """A :func:`verdicts` table for a page: the evidence wrapped and left-aligned, no index,
+    each verdict on its :data:`VERDICT_COLOURS` background when ``colour``."""
+    style = v.style
+    if colour:
+        style = style.map(lambda x: VERDICT_COLOURS.get(x, ""), subset=["verdict"])
+    return style.set_properties(subset=["evidence"], **{"text-align": "left",
+                                                        "white-space": "normal"}).hide(axis="index")
+
+
+def table1_paper_view(t: pd.DataFrame) -> pd.DataFrame:
+    """Chapter 08's Table 1 (:func:`~tvae.book.table1.table1`) as chapter 14 shows it: the test
+    accuracy of every paper, as-run and 'ours' row under each protocol, the paper's, and
+    paper-C minus the paper's (blank: rows the paper lacks)."""
+    rows = t[t.row_kind.isin(["paper", "as-run", "ours"])]
+    wide = rows.pivot_table(index=["label"], columns="protocol", values="test", sort=False)
+    wide["paper"] = rows.drop_duplicates("label").set_index("label").paper_test
+    wide["paper-C minus paper"] = wide["paper-C"] - wide["paper"]
+    return wide.rename_axis("input")
+
+
+def table1_summary(t: pd.DataFrame) -> list[str]:
+    """Chapter 08's sentences chapter 14 repeats: reproduction, as-run rows, ranking, modern
+    option (:func:`~tvae.book.table1.table1_findings`)."""
+    f = table1_findings(t)
+    return f["reproduction"] + f["as_run"] + f["ranking"] + f["modern"]
+
+
+def c_choice_sentence(t: pd.DataFrame) -> str:
+    """How much of each Table 1 row's test accuracy is owed to the choice of C (common-C minus
+    paper-C, the rows moved by a point or more), and the modern (Adam) rows against their
+    Adadelta twins."""
+    d = t[t.row_kind != "modern"].pivot_table(index="label", columns="protocol", values="test",
+                                              sort=False)
+    shift = (d["common-C"] - d["paper-C"]).sort_values()
+    c_common = t[t.protocol == "common-C"].C.iloc[0]
+    big = shift[shift.abs() >= 1.0]
+    text = (f"Changing from the paper's C to the common C = {c_common:g} moves the test accuracy by "
+            f"{shift.min():+.2f} to {shift.max():+.2f} points across rows")
+    text += (("; by a point or more for " + ", ".join(f"{k} ({x:+.2f})" for k, x in big.items()) + ".")
+             if len(big) else ", less than a point everywhere.")
+    m = t[(t.row_kind == "modern") & (t.protocol == "paper-C")]
+    for row in m.itertuples():
+        base = t[(t.input == row.input.removesuffix("+adam")) & (t.dim == row.dim)
+                 & (t.protocol == "paper-C")]
+        if len(base):
+            text += (f" Trained with Adam instead of Adadelta, {row.label.removesuffix(', Adam')} "
+                     f"reaches {row.test:.2f}% against {base.test.iloc[0]:.2f}% (paper: "
+                     f"{row.paper_test:.2f}%).")
+    return text
+
+
+LIKELIHOOD_SHOWN = {"log_likelihood": "log p(x)", "elbo": "ELBO", "gap": "gap", "kl": "KL(q, prior)",
+                    "gap_over_kl": "gap / KL"}
+"""The columns of chapter 10's ``likelihood.csv`` chapter 14 shows, and their headings."""
+
+
+def likelihood_view(lk: pd.DataFrame) -> pd.DataFrame:
+    """Chapter 10's likelihood table as chapter 14 shows it (:data:`LIKELIHOOD_SHOWN`)."""
+    return (lk.set_index("label")[list(LIKELIHOOD_SHOWN)].rename(columns=LIKELIHOOD_SHOWN)
+            .rename_axis("model"))
+
+
+def denoising_view(den: pd.DataFrame) -> pd.DataFrame:
+    """Chapter 06's ``denoising.csv`` as chapter 14 shows it: BCE against the clean digit,
+    noisy settings x models."""
+    noisy = den[den.noise != "clean"].assign(setting=lambda f: f.noise + " " + f.level.map("{:g}".format))
+    return noisy.pivot_table(index="setting", columns="model", values="bce", sort=False)
+
+
+def cost_sentence(tr: pd.DataFrame | None) -> str:
+    """What training the profile's models cost (chapter 04's ``training.csv``), or that it was
+    not written."""
+    if tr is None:
+        return "Chapter 04 has not written `training.csv` under this profile."
+    return (f"The {len(tr)} models of this profile took {tr.train_seconds.sum() / 60:.1f} minutes "
+            f"of training loops on this machine (chapter 04), {tr.ms_per_batch.median():.0f} ms "
+            "per batch of 100 digits in the median.")
+
+
+# ------------------------------------------- chapter 05's initialisation ablation ----
+INIT_ANSWERS = {"yes": "Yes", "part": "In part", "no": "No"}
+"""The answers of :func:`init_answer` as chapter 05 prints them."""
+
+
+def _init_orders(summary: pd.DataFrame) -> dict[str, dict[str, tuple[str, str]]]:
+    """Per kind of an :func:`~tvae.book.latent_dimension.init_summary` table, the seed rule's
+    orderings (:func:`order_verdict`) of the Glorot models against PyTorch's default: key
+    ``active`` for 'Glorot leaves more dimensions of z active', ``bce`` for 'Glorot reconstructs
+    better' (a lower error)."""
+    out = {}
+    for m, g in summary.groupby("model", sort=False):
+        by = g.set_index("init")
+        a, b = by.loc["glorot"], by.loc["torch"]
+        out[m] = {"active": order_verdict((a.active_z, a.active_z_sd, int(a.n_seeds)),
+                                          (b.active_z, b.active_z_sd, int(b.n_seeds))),
+                  "bce": order_verdict((a.bce, a.bce_sd, int(a.n_seeds)),
+                                       (b.bce, b.bce_sd, int(b.n_seeds)), higher_is_better=False)}
+    return out
+
+
+def init_answer(summary: pd.DataFrame) -> str:
+    """Whether the initialisation explains the unused latent dimensions, from an
+    :func:`~tvae.book.latent_dimension.init_summary` table, by the seed rule: ``"yes"`` when for
+    every kind the Glorot models leave more dimensions of z active than PyTorch's default
+    (:data:`REPRODUCED` by :func:`order_verdict`) and none unused; ``"part"`` when they leave
+    more active for at least one kind but some remain unused; ``"no"`` otherwise (the difference
+    within the seed spread, or in PyTorch's favour)."""
+    orders = _init_orders(summary)
+    more = [m for m, o in orders.items() if o["active"][0] == REPRODUCED]
+    glorot = summary[summary.init == "glorot"]
+    unused = (glorot.dim_z - glorot.active_z).max()
+    if more and len(more) == len(orders) and unused <= 0:
+        return "yes"
+    return "part" if more else "no"
+
+
+def _capital(text: str) -> str:
+    """``text`` with its first letter upper-case (a metric's name at the start of a sentence)."""
+    return text[:1].upper() + text[1:]
+
+
+def init_findings(summary: pd.DataFrame) -> list[str]:
+    """Markdown sentences on chapter 05's initialisation ablation (an
+    :func:`~tvae.book.latent_dimension.init_summary` table): per kind, the active dimensions
+    and the error under both initialisations with the seed rule's verdicts
+    (:func:`_init_orders`); then the answer of :func:`init_answer` and what is left, the
+    dimensions the Glorot models still leave unused."""
+    orders = _init_orders(summary)
+    col = summary.metric.iloc[0]
+    names = {REPRODUCED: "more with Glorot", NOT_REPRODUCED: "more with PyTorch's default",
+             UNDECIDED: UNDECIDED}
+    bce_names = {REPRODUCED: "lower with Glorot", NOT_REPRODUCED: "lower with PyTorch's default",
+                 UNDECIDED: UNDECIDED}
+    out = []
+    for m, o in orders.items():
+        by = summary[summary.model == m].set_index("init")
+        a, b = by.loc["glorot"], by.loc["torch"]
+        out.append(f"**{LABELS[m]} z{int(a.dim_z)}.** Active dimensions of z: Glorot "
+                   f"{_pm(a.active_z, a.active_z_sd)}, PyTorch's default {_pm(b.active_z, b.active_z_sd)} "
+                   f"({names[o['active'][0]]}; {o['active'][1]}). {_capital(METRIC_NAMES.get(col, col))}: "
+                   f"{_pm(a.bce, a.bce_sd, 2)} against {_pm(b.bce, b.bce_sd, 2)} nats "
+                   f"({bce_names[o['bce'][0]]}; {o['bce'][1]}).")
+    answer = init_answer(summary)
+    glorot = summary[summary.init == "glorot"]
+    left = ", ".join(f"{LABELS[r.model]} {r.dim_z - r.active_z:.3g} of {r.dim_z}"
+                     for r in glorot.itertuples())
+    why = {"yes": "the Glorot models use every dimension, and more than with PyTorch's default",
+           "part": "the Glorot models use more dimensions than those started from PyTorch's "
+                   "default (" + ", ".join(LABELS[m] for m, o in orders.items()
+                                           if o["active"][0] == REPRODUCED)
+                   + "), but some dimensions stay unused",
+           "no": "by the seed rule the Glorot models do not use more dimensions than those started "
+                 "from PyTorch's default"}[answer]
+    tail = f" ({ONE_SEED})" if int(summary.n_seeds.min()) < 2 else ""
+    out.append(f"**Does the initialisation explain the unused dimensions? {INIT_ANSWERS[answer]}**: "
+               f"{why}{tail}. What is left: under the faithful Glorot initialisation, unused "
+               f"dimensions of z (seed means): {left}."
+               + ("" if answer == "yes" else f" Each of them carries under {ACTIVE_NATS:g} nats of KL from "
+                  "the prior, almost no information about the digit; the initialisation does not "
+                  "account for them."))
+    return out
+
+
 __all__ = ["REPRODUCED", "PARTLY", "NOT_REPRODUCED", "UNTESTED", "UNDECIDED", "SPREAD_SDS", "ONE_SEED",
            "RULE", "spread", "within_spread", "order_verdict", "diff_verdict", "GAP_KL_RANGE", "read_result",
-           "recon_verdicts", "table1_verdicts", "likelihood_verdicts", "denoising_verdicts", "verdicts"]
+           "recon_verdicts", "table1_verdicts", "likelihood_verdicts", "denoising_verdicts", "verdicts",
+           "INIT_ANSWERS", "init_answer", "init_findings", "COMPUTED", "READ_ONLY", "load_results",
+           "profile_caution", "VERDICT_COLOURS", "verdict_counts", "verdicts_view", "table1_paper_view",
+           "table1_summary", "c_choice_sentence", "LIKELIHOOD_SHOWN", "likelihood_view",
+           "denoising_view", "cost_sentence"]

@@ -138,9 +138,10 @@ def init_ablation_models(P: Profile) -> list[Config]:
 
 def init_ablation_set(P: Profile) -> dict[tuple[str, str, int], Config]:
     """``{(kind, init, seed): Config}`` of the initialisation ablation, in the chapter's order:
-    each kind of :data:`INIT_ABLATION_KINDS` under ``glorot`` (from :func:`exp1_models`) then
-    ``torch`` (:func:`init_ablation_models`), each at every seed of ``P.seed_list``."""
-    glorot = {(c.model, c.seed): c for c in exp1_models(P) if c.zdim == MAIN_DIM}
+    each kind of :data:`INIT_ABLATION_KINDS` under ``glorot`` (the default: the dim-20 models of
+    :func:`exp1_models`, as every book profile trains dim z 20 there) then ``torch``
+    (:func:`init_ablation_models`), each at every seed of ``P.seed_list``."""
+    glorot = {(k, s): P.config(k, MAIN_DIM, seed=s) for k in INIT_ABLATION_KINDS for s in P.seed_list}
     torch_init = {(c.model, c.seed): c for c in init_ablation_models(P)}
     return {(k, init, s): runs[(k, s)] for k in INIT_ABLATION_KINDS
             for init, runs in (("glorot", glorot), ("torch", torch_init)) for s in P.seed_list}

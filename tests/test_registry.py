@@ -29,8 +29,7 @@ def chapter_sets(P) -> dict[str, list]:
     aff, tps = registry.pose_prior_sets(P)
     main_paper = [c for c in registry.main_models(P) if c.model in registry.PAPER_KINDS]
     return {"01": [registry.intro_model(P)], "04": registry.main_models(P),
-            "05": registry.exp1_models(P) + list(registry.init_ablation_set(P).values()),
-            "06": list(registry.named(main_paper).values()),
+            "05": registry.exp1_models(P), "06": list(registry.named(main_paper).values()),
             "07": list(registry.generation_set(P).values()), "08": registry.table1_models(P)
             + registry.modern_models(P), "09": [*aff.values(), *tps.values()],
             "10": registry.likelihood_models(P),
@@ -73,8 +72,10 @@ def test_init_ablation_group_is_seeded_torch_init(name, seeds):
     assert "initialisation ablation (exp. 1)" in registry.GROUPS
     needed = {c.key() for c in registry.needed_models(P)}
     assert {c.key() for c in torch_init} <= needed
-    runs = registry.init_ablation_set(P)
+    runs = registry.init_ablation_set(P)            # what chapter 05 loads for the ablation
     assert len(runs) == 2 * len(torch_init)
+    assert {c.key() for c in runs.values()} <= needed and all(store.is_registered(P, c)
+                                                             for c in runs.values())
     exp1 = {c.key() for c in registry.exp1_models(P)}
     for (kind, init, seed), cfg in runs.items():
         assert (cfg.model, cfg.init, cfg.seed, cfg.zdim) == (kind, init, seed, 20)

@@ -141,7 +141,7 @@ def test_init_answer_follows_the_seed_rule():
         df = _ablation({("vae", "glorot"): g_vae, ("vae", "torch"): t_vae,
                         ("affine-tvae", "glorot"): g_aff, ("affine-tvae", "torch"): t_aff}, BCE)
         s = ld.init_summary(df)
-        return D.init_answer(s), "\n".join(D.init_findings(s))
+        return ld.init_answer(s), "\n".join(ld.init_findings(s))
 
     # Glorot 8 ± 1 against 5 ± 0 (2 SE = 2 sqrt(1/3) = 1.15): more active, but 12 of 20 unused
     a, text = answer([7, 8, 9], [5, 5, 5], [12, 12, 15], [5, 6, 7])
@@ -164,7 +164,7 @@ def test_init_answer_follows_the_seed_rule():
     df = _ablation({("vae", "glorot"): [19], ("vae", "torch"): [2], ("affine-tvae", "glorot"): [20],
                     ("affine-tvae", "torch"): [10]}, {k: v[:1] for k, v in BCE.items()})
     s = ld.init_summary(df)
-    assert D.init_answer(s) == "part" and D.ONE_SEED in D.init_findings(s)[-1]
+    assert ld.init_answer(s) == "part" and D.ONE_SEED in ld.init_findings(s)[-1]
 
 
 @pytest.fixture

@@ -4,18 +4,9 @@ behind it, from the tables the other chapters wrote (``results/<profile>/*.csv``
 Each rule is stated in its function's docstring; the verdicts are :data:`REPRODUCED`,
 :data:`PARTLY`, :data:`NOT_REPRODUCED`, :data:`UNDECIDED` and :data:`UNTESTED`.
 
-**The seed rule** (the one rule of every verdict on a number or an ordering; chapter 14 prints
-it, :data:`RULE`). A number of ours is the mean over the profile's seeds, its spread the SD over
-seeds (``n - 1`` in the denominator). *A paper number is reproduced* when it lies within
-:data:`SPREAD_SDS` SDs of the difference of two independent estimates: ``|ours - paper| <= 2
-sqrt(SD_seeds^2 + SD_paper^2)``, where ``SD_paper`` is the paper's own SD where it gives one (Table
-1's CV SD) and 0 otherwise (:func:`within_spread`). *An ordering* "A better than B" is reproduced
-when A's seed mean beats B's by more than 2 standard errors of the difference of the means,
-``2 sqrt(SD_A^2 / n_A + SD_B^2 / n_B)``, not reproduced when B beats A by more than that, and
-undecided between (:func:`order_verdict`); "A at least as good as B" is reproduced unless B beats A
-by more than that. With one seed the seed SD is unknown: the spread counts it as 0, the verdict
-is decided on the sign alone, and its evidence says that it rests on one seed and is not
-decisive.
+The seed rule every verdict on a number or an ordering follows is stated in
+:mod:`tvae.book.seed_rule` (chapter 14 prints it, :data:`RULE`); its names are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -29,16 +20,24 @@ from pandas.io.formats.style import Styler
 
 from ..io import read_csv
 from ..profiles import Profile, resolve
-from .latent_dimension import (
-    ACTIVE_NATS,
-    METRIC_NAMES,
-    main_metric,
-    recon_summary,
-    recon_vs_dim,
-    vae_bce_at_total,
-)
+from .latent_dimension import METRIC_NAMES, main_metric, recon_summary, recon_vs_dim, vae_bce_at_total
 from .registry import LABELS, PAPER_KINDS, RAW_DIM
+from .seed_rule import (
+    NOT_REPRODUCED,
+    ONE_SEED,
+    PARTLY,
+    REPRODUCED,
+    RULE,
+    SPREAD_SDS,
+    UNDECIDED,
+    UNTESTED,
+    diff_verdict,
+    order_verdict,
+    spread,
+    within_spread,
+)
 from .table1 import PAPER_TABLE1, PROTOCOLS, table1, table1_findings
+from .text import pm as _pm
 from .text import signed
 from .variational_gap import likelihood_table
 
@@ -48,73 +47,6 @@ def read_result(P: Profile, name: str, root: str | Path = "results") -> pd.DataF
     yet under this profile and these overrides."""
     return read_csv(Path(root) / P.results_name / f"{name}.csv")
 
-
-REPRODUCED, PARTLY, NOT_REPRODUCED, UNTESTED = "reproduced", "partly", "not reproduced", "not testable here"
-UNDECIDED = "within the seed spread"
-"""An ordering whose seed means differ by less than 2 standard errors (see the seed rule)."""
-
-SPREAD_SDS = 2.0
-"""Width of the seed rule's spread in SDs: about a 95% band for a difference of two estimates."""
-
-ONE_SEED = "rests on one seed, not decisive"
-"""What a verdict's evidence says when it rests on one seed (the seed spread unknown)."""
-
-RULE = (f"A paper number is *reproduced* when it lies within {SPREAD_SDS:g} SD of ours, the SD "
-        "combining our SD over seeds with the paper's own SD where it gives one: |ours - paper| <= "
-        f"{SPREAD_SDS:g} sqrt(SD_seeds^2 + SD_paper^2), ours being the mean over seeds. An ordering "
-        "'A better than B' is *reproduced* when A's seed mean beats B's by more than "
-        f"{SPREAD_SDS:g} standard errors of the difference, sqrt(SD_A^2/n_A + SD_B^2/n_B), *not "
-        "reproduced* when B beats A by more than that, and *within the seed spread* otherwise; "
-        "'A at least as good as B' is reproduced unless B beats A by more than that. With one "
-        "seed the spread of the seeds is unknown: the verdict follows the paper's SD (numbers) "
-        "or the sign (orderings) alone and says that it rests on one seed and is not decisive.")
-"""The seed rule in one paragraph (chapter 14 prints it; the module docstring explains it)."""
-
-
-def _nan0(x: float) -> float:
-    return 0.0 if x is None or math.isnan(x) else float(x)
-
-
-def spread(sd_seeds: float, paper_sd: float = math.nan) -> float:
-    """Half-width of the seed rule's band: ``SPREAD_SDS * sqrt(SD_seeds^2 + SD_paper^2)``, an
-    unknown (NaN) SD counting as 0."""
-    return SPREAD_SDS * math.hypot(_nan0(sd_seeds), _nan0(paper_sd))
-
-
-def within_spread(mean: float, sd_seeds: float, paper: float, paper_sd: float = math.nan) -> bool:
-    """Whether the paper's number lies within :func:`spread` of our seed mean (the seed rule)."""
-    return bool(abs(mean - paper) <= spread(sd_seeds, paper_sd))
-
-
-def order_verdict(a: tuple[float, float, int], b: tuple[float, float, int], *,
-                  strict: bool = True, higher_is_better: bool = True) -> tuple[str, str]:
-    """The seed rule on the claim 'A better than B' (``strict``) or 'A at least as good as B':
-    ``a`` and ``b`` are ``(seed mean, SD over seeds, n seeds)``. Returns ``(verdict, evidence)``,
-    the evidence naming the difference, the 2-SE threshold, and :data:`ONE_SEED` when either
-    side has one seed."""
-    diff = (a[0] - b[0]) * (1 if higher_is_better else -1)  # > 0: A better
-    one = min(a[2], b[2]) < 2
-    se = math.nan if one else math.sqrt(_nan0(a[1]) ** 2 / a[2] + _nan0(b[1]) ** 2 / b[2])
-    return diff_verdict(diff, se, strict=strict)
-
-
-def diff_verdict(diff: float, se: float, *, strict: bool = True) -> tuple[str, str]:
-    """The seed rule on a difference ``diff`` (> 0: the claim's direction) with standard error
-    ``se`` (NaN: one seed, decided on the sign alone): see :func:`order_verdict`."""
-    one = math.isnan(se)
-    thr = 0.0 if one else SPREAD_SDS * se
-    if strict:
-        verdict = REPRODUCED if diff > thr else (NOT_REPRODUCED if diff < -thr else UNDECIDED)
-    else:
-        verdict = REPRODUCED if diff >= -thr else NOT_REPRODUCED
-    ev = f"difference {signed(diff, 2)} (better = positive)"
-    ev += f", {ONE_SEED}" if one else f", 2 SE = {thr:.2f}"
-    return verdict, ev
-
-
-def _pm(mean: float, sd: float, digits: int = 1) -> str:
-    """``mean ± SD`` (just the mean when the SD is unknown)."""
-    return f"{mean:.{digits}f}" + ("" if math.isnan(sd) else f" ± {sd:.{digits}f}")
 
 GAP_KL_RANGE = (0.5, 2.0)
 """gap / KL(q || prior) within this range counts as 'roughly equal' (experiment 6's claim)."""
@@ -493,94 +425,10 @@ def cost_sentence(tr: pd.DataFrame | None) -> str:
             "per batch of 100 digits in the median.")
 
 
-# ------------------------------------------- chapter 05's initialisation ablation ----
-INIT_ANSWERS = {"yes": "Yes", "part": "In part", "no": "No"}
-"""The answers of :func:`init_answer` as chapter 05 prints them."""
-
-
-def _init_orders(summary: pd.DataFrame) -> dict[str, dict[str, tuple[str, str]]]:
-    """Per kind of an :func:`~tvae.book.latent_dimension.init_summary` table, the seed rule's
-    orderings (:func:`order_verdict`) of the Glorot models against PyTorch's default: key
-    ``active`` for 'Glorot leaves more dimensions of z active', ``bce`` for 'Glorot reconstructs
-    better' (a lower error)."""
-    out = {}
-    for m, g in summary.groupby("model", sort=False):
-        by = g.set_index("init")
-        a, b = by.loc["glorot"], by.loc["torch"]
-        out[m] = {"active": order_verdict((a.active_z, a.active_z_sd, int(a.n_seeds)),
-                                          (b.active_z, b.active_z_sd, int(b.n_seeds))),
-                  "bce": order_verdict((a.bce, a.bce_sd, int(a.n_seeds)),
-                                       (b.bce, b.bce_sd, int(b.n_seeds)), higher_is_better=False)}
-    return out
-
-
-def init_answer(summary: pd.DataFrame) -> str:
-    """Whether the initialisation explains the unused latent dimensions, from an
-    :func:`~tvae.book.latent_dimension.init_summary` table, by the seed rule: ``"yes"`` when for
-    every kind the Glorot models leave more dimensions of z active than PyTorch's default
-    (:data:`REPRODUCED` by :func:`order_verdict`) and none unused; ``"part"`` when they leave
-    more active for at least one kind but some remain unused; ``"no"`` otherwise (the difference
-    within the seed spread, or in PyTorch's favour)."""
-    orders = _init_orders(summary)
-    more = [m for m, o in orders.items() if o["active"][0] == REPRODUCED]
-    glorot = summary[summary.init == "glorot"]
-    unused = (glorot.dim_z - glorot.active_z).max()
-    if more and len(more) == len(orders) and unused <= 0:
-        return "yes"
-    return "part" if more else "no"
-
-
-def _capital(text: str) -> str:
-    """``text`` with its first letter upper-case (a metric's name at the start of a sentence)."""
-    return text[:1].upper() + text[1:]
-
-
-def init_findings(summary: pd.DataFrame) -> list[str]:
-    """Markdown sentences on chapter 05's initialisation ablation (an
-    :func:`~tvae.book.latent_dimension.init_summary` table): per kind, the active dimensions
-    and the error under both initialisations with the seed rule's verdicts
-    (:func:`_init_orders`); then the answer of :func:`init_answer` and what is left, the
-    dimensions the Glorot models still leave unused."""
-    orders = _init_orders(summary)
-    col = summary.metric.iloc[0]
-    names = {REPRODUCED: "more with Glorot", NOT_REPRODUCED: "more with PyTorch's default",
-             UNDECIDED: UNDECIDED}
-    bce_names = {REPRODUCED: "lower with Glorot", NOT_REPRODUCED: "lower with PyTorch's default",
-                 UNDECIDED: UNDECIDED}
-    out = []
-    for m, o in orders.items():
-        by = summary[summary.model == m].set_index("init")
-        a, b = by.loc["glorot"], by.loc["torch"]
-        out.append(f"**{LABELS[m]} z{int(a.dim_z)}.** Active dimensions of z: Glorot "
-                   f"{_pm(a.active_z, a.active_z_sd)}, PyTorch's default {_pm(b.active_z, b.active_z_sd)} "
-                   f"({names[o['active'][0]]}; {o['active'][1]}). {_capital(METRIC_NAMES.get(col, col))}: "
-                   f"{_pm(a.bce, a.bce_sd, 2)} against {_pm(b.bce, b.bce_sd, 2)} nats "
-                   f"({bce_names[o['bce'][0]]}; {o['bce'][1]}).")
-    answer = init_answer(summary)
-    glorot = summary[summary.init == "glorot"]
-    left = ", ".join(f"{LABELS[r.model]} {r.dim_z - r.active_z:.3g} of {r.dim_z}"
-                     for r in glorot.itertuples())
-    why = {"yes": "the Glorot models use every dimension, and more than with PyTorch's default",
-           "part": "the Glorot models use more dimensions than those started from PyTorch's "
-                   "default (" + ", ".join(LABELS[m] for m, o in orders.items()
-                                           if o["active"][0] == REPRODUCED)
-                   + "), but some dimensions stay unused",
-           "no": "by the seed rule the Glorot models do not use more dimensions than those started "
-                 "from PyTorch's default"}[answer]
-    tail = f" ({ONE_SEED})" if int(summary.n_seeds.min()) < 2 else ""
-    out.append(f"**Does the initialisation explain the unused dimensions? {INIT_ANSWERS[answer]}**: "
-               f"{why}{tail}. What is left: under the faithful Glorot initialisation, unused "
-               f"dimensions of z (seed means): {left}."
-               + ("" if answer == "yes" else f" Each of them carries under {ACTIVE_NATS:g} nats of KL from "
-                  "the prior, almost no information about the digit; the initialisation does not "
-                  "account for them."))
-    return out
-
-
 __all__ = ["REPRODUCED", "PARTLY", "NOT_REPRODUCED", "UNTESTED", "UNDECIDED", "SPREAD_SDS", "ONE_SEED",
            "RULE", "spread", "within_spread", "order_verdict", "diff_verdict", "GAP_KL_RANGE", "read_result",
            "recon_verdicts", "table1_verdicts", "likelihood_verdicts", "denoising_verdicts", "verdicts",
-           "INIT_ANSWERS", "init_answer", "init_findings", "COMPUTED", "READ_ONLY", "load_results",
+           "COMPUTED", "READ_ONLY", "load_results",
            "profile_caution", "VERDICT_COLOURS", "verdict_counts", "verdicts_view", "table1_paper_view",
            "table1_summary", "c_choice_sentence", "LIKELIHOOD_SHOWN", "likelihood_view",
            "denoising_view", "cost_sentence"]

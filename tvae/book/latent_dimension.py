@@ -23,7 +23,8 @@ from ..profiles import Profile, resolve
 from ..train import run_summary
 from . import registry, store
 from .registry import LABELS, PAPER_KINDS
-from .text import count, signed
+from .seed_rule import NOT_REPRODUCED, ONE_SEED, REPRODUCED, UNDECIDED, order_verdict
+from .text import count, pm, signed
 
 RECON_COLUMNS = ["model", "dim_z", "dim_u", "seed", "bce_mean_best", "best_epoch", "bce_mean_last",
                  "bce_sampled_last", "kl_z", "active_z"]
@@ -262,11 +263,6 @@ def metrics_view(col: str) -> pd.DataFrame:
                          for c, (what, sel) in METRICS.items()]).set_index("column")
 
 
-def _pm(mean: float, sd: float, digits: int) -> str:
-    """``mean ± SD`` with ``digits`` decimals (just the mean when the SD is unknown)."""
-    return f"{mean:.{digits}f}" + ("" if pd.isna(sd) else f" ± {sd:.{digits}f}")
-
-
 def _kind_order(s: pd.DataFrame) -> list[str]:
     """Display names of the paper's kinds present in ``s``, in the paper's order."""
     return [LABELS[k] for k in PAPER_KINDS if k in set(s.model)]
@@ -275,7 +271,7 @@ def _kind_order(s: pd.DataFrame) -> list[str]:
 def seed_mean_view(s: pd.DataFrame, col: str, digits: int = 2) -> pd.DataFrame:
     """A :func:`recon_summary` table as dim z x model of ``"mean ± SD"`` strings of ``col``
     (``digits`` decimals; just the mean with one seed)."""
-    cell = [_pm(m, d, digits) for m, d in zip(s[col], s[col + "_sd"], strict=True)]
+    cell = [pm(m, d, digits) for m, d in zip(s[col], s[col + "_sd"], strict=True)]
     view = (s.assign(label=s.model.map(LABELS), v=cell)
             .pivot(index="dim_z", columns="label", values="v")[_kind_order(s)])
     return view.rename_axis("dim z")
@@ -403,12 +399,95 @@ def init_view(summary: pd.DataFrame) -> pd.DataFrame:
     col = summary.metric.iloc[0]
     view = pd.DataFrame({
         "model": summary.model.map(LABELS), "initialisation": summary.init.map(INITS_SHOWN),
-        "active dims of z": [f"{_pm(m, d, 1)} of {z}" for m, d, z in
+        "active dims of z": [f"{pm(m, d, 1)} of {z}" for m, d, z in
                              zip(summary.active_z, summary.active_z_sd, summary.dim_z, strict=True)],
-        f"{METRIC_NAMES[col]} (nats)": [_pm(m, d, 2) for m, d in
+        f"{METRIC_NAMES[col]} (nats)": [pm(m, d, 2) for m, d in
                                         zip(summary.bce, summary.bce_sd, strict=True)],
         "seeds": summary.n_seeds})
     return view.set_index(["model", "initialisation"])
+
+
+INIT_ANSWERS = {"yes": "Yes", "part": "In part", "no": "No"}
+"""The answers of :func:`init_answer` as chapter 05 prints them."""
+
+
+def _init_orders(summary: pd.DataFrame) -> dict[str, dict[str, tuple[str, str]]]:
+    """Per kind of an :func:`init_summary` table, the seed rule's
+    orderings (:func:`order_verdict`) of the Glorot models against PyTorch's default: key
+    ``active`` for 'Glorot leaves more dimensions of z active', ``bce`` for 'Glorot reconstructs
+    better' (a lower error)."""
+    out = {}
+    for m, g in summary.groupby("model", sort=False):
+        by = g.set_index("init")
+        a, b = by.loc["glorot"], by.loc["torch"]
+        out[m] = {"active": order_verdict((a.active_z, a.active_z_sd, int(a.n_seeds)),
+                                          (b.active_z, b.active_z_sd, int(b.n_seeds))),
+                  "bce": order_verdict((a.bce, a.bce_sd, int(a.n_seeds)),
+                                       (b.bce, b.bce_sd, int(b.n_seeds)), higher_is_better=False)}
+    return out
+
+
+def init_answer(summary: pd.DataFrame) -> str:
+    """Whether the initialisation explains the unused latent dimensions, from an
+    :func:`init_summary` table, by the seed rule: ``"yes"`` when for
+    every kind the Glorot models leave more dimensions of z active than PyTorch's default
+    (:data:`REPRODUCED` by :func:`order_verdict`) and none unused; ``"part"`` when they leave
+    more active for at least one kind but some remain unused; ``"no"`` otherwise (the difference
+    within the seed spread, or in PyTorch's favour)."""
+    orders = _init_orders(summary)
+    more = [m for m, o in orders.items() if o["active"][0] == REPRODUCED]
+    glorot = summary[summary.init == "glorot"]
+    unused = (glorot.dim_z - glorot.active_z).max()
+    if more and len(more) == len(orders) and unused <= 0:
+        return "yes"
+    return "part" if more else "no"
+
+
+def _capital(text: str) -> str:
+    """``text`` with its first letter upper-case (a metric's name at the start of a sentence)."""
+    return text[:1].upper() + text[1:]
+
+
+def init_findings(summary: pd.DataFrame) -> list[str]:
+    """Markdown sentences on chapter 05's initialisation ablation (an
+    :func:`init_summary` table): per kind, the active dimensions
+    and the error under both initialisations with the seed rule's verdicts
+    (:func:`_init_orders`); then the answer of :func:`init_answer` and what is left, the
+    dimensions the Glorot models still leave unused."""
+    orders = _init_orders(summary)
+    col = summary.metric.iloc[0]
+    names = {REPRODUCED: "more with Glorot", NOT_REPRODUCED: "more with PyTorch's default",
+             UNDECIDED: UNDECIDED}
+    bce_names = {REPRODUCED: "lower with Glorot", NOT_REPRODUCED: "lower with PyTorch's default",
+                 UNDECIDED: UNDECIDED}
+    out = []
+    for m, o in orders.items():
+        by = summary[summary.model == m].set_index("init")
+        a, b = by.loc["glorot"], by.loc["torch"]
+        out.append(f"**{LABELS[m]} z{int(a.dim_z)}.** Active dimensions of z: Glorot "
+                   f"{pm(a.active_z, a.active_z_sd)}, PyTorch's default {pm(b.active_z, b.active_z_sd)} "
+                   f"({names[o['active'][0]]}; {o['active'][1]}). {_capital(METRIC_NAMES.get(col, col))}: "
+                   f"{pm(a.bce, a.bce_sd, 2)} against {pm(b.bce, b.bce_sd, 2)} nats "
+                   f"({bce_names[o['bce'][0]]}; {o['bce'][1]}).")
+    answer = init_answer(summary)
+    glorot = summary[summary.init == "glorot"]
+    left = ", ".join(f"{LABELS[r.model]} {r.dim_z - r.active_z:.3g} of {r.dim_z}"
+                     for r in glorot.itertuples())
+    why = {"yes": "the Glorot models use every dimension, and more than with PyTorch's default",
+           "part": "the Glorot models use more dimensions than those started from PyTorch's "
+                   "default (" + ", ".join(LABELS[m] for m, o in orders.items()
+                                           if o["active"][0] == REPRODUCED)
+                   + "), but some dimensions stay unused",
+           "no": "by the seed rule the Glorot models do not use more dimensions than those started "
+                 "from PyTorch's default"}[answer]
+    tail = f" ({ONE_SEED})" if int(summary.n_seeds.min()) < 2 else ""
+    out.append(f"**Does the initialisation explain the unused dimensions? {INIT_ANSWERS[answer]}**: "
+               f"{why}{tail}. What is left: under the faithful Glorot initialisation, unused "
+               f"dimensions of z (seed means): {left}."
+               + ("" if answer == "yes" else f" Each of them carries under {ACTIVE_NATS:g} nats of KL from "
+                  "the prior, almost no information about the digit; the initialisation does not "
+                  "account for them."))
+    return out
 
 
 __all__ = ["RECON_COLUMNS", "METRICS", "METRIC_NAMES", "ACTIVE_NATS", "kl_per_dim", "active_dims",
@@ -416,4 +495,4 @@ __all__ = ["RECON_COLUMNS", "METRICS", "METRIC_NAMES", "ACTIVE_NATS", "kl_per_di
            "recon_summary", "vae_bce_at_total", "recon_findings", "measurement_note", "metrics_view",
            "seed_mean_view", "seed_mean_caption", "curve_shape_sentence", "active_dims_sentence",
            "three_metrics_view", "three_metrics_caption", "runs_view", "INIT_COLUMNS", "INITS_SHOWN",
-           "init_ablation", "init_summary", "init_view"]
+           "init_ablation", "init_summary", "init_view", "INIT_ANSWERS", "init_answer", "init_findings"]

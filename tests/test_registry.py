@@ -59,6 +59,36 @@ def test_every_chapter_set_is_trained_up_front(name):
         c.key() for c in registry.local_optima_models(P)}
 
 
+@pytest.mark.parametrize(("name", "seeds"), [("smoke", None), ("paper", None), ("smoke", 2)])
+def test_init_ablation_group_is_seeded_torch_init(name, seeds):
+    """Chapter 05's initialisation ablation (issue 10): VAE and Affine-TVAE at dim z 20 with
+    PyTorch's default initialisation at every seed of ``P.seed_list``, paired with the
+    Glorot-initialised models experiment 1 already trains (same everything but ``init``)."""
+    P = tvae.resolve(name, seeds=seeds)
+    torch_init = registry.init_ablation_models(P)
+    assert sorted((c.model, c.seed) for c in torch_init) == sorted(
+        (k, s) for k in ("vae", "affine-tvae") for s in P.seed_list)
+    assert all(c.init == "torch" and c.zdim == 20 and c.prior == "flat" and c.sampling == "lasagne"
+               and c.epochs == P.epochs and c.train_size == P.train_size for c in torch_init)
+    assert "initialisation ablation (exp. 1)" in registry.GROUPS
+    needed = {c.key() for c in registry.needed_models(P)}
+    assert {c.key() for c in torch_init} <= needed
+    runs = registry.init_ablation_set(P)            # what chapter 05 loads for the ablation
+    assert len(runs) == 2 * len(torch_init)
+    assert {c.key() for c in runs.values()} <= needed and all(store.is_registered(P, c)
+                                                             for c in runs.values())
+    exp1 = {c.key() for c in registry.exp1_models(P)}
+    for (kind, init, seed), cfg in runs.items():
+        assert (cfg.model, cfg.init, cfg.seed, cfg.zdim) == (kind, init, seed, 20)
+        twin = runs[(kind, "torch" if init == "glorot" else "glorot", seed)]
+        assert cfg.replace(init=twin.init).key() == twin.key()      # only the init differs
+        assert (cfg.key() in exp1) == (init == "glorot")
+    assert registry.label(runs[("vae", "torch", P.seed_list[-1])]) == (
+        "VAE z20 (torch init)" if len(P.seed_list) == 1 else
+        f"VAE z20 (torch init, seed {P.seed_list[-1]})")
+    assert registry.label(runs[("vae", "glorot", 0)]) == "VAE z20"
+
+
 @pytest.fixture
 def no_training(monkeypatch):
     """The store's model cache replaced by a recorder: nothing is loaded or trained."""

@@ -12,7 +12,8 @@
   paper's claims);
 - :mod:`tvae.book.text`: number formatting shared by the sentences.
 
-Plots are in :mod:`tvae.figures`, file writing in :mod:`tvae.io`. The submodules are imported
-explicitly (``from tvae.book import registry, store``), so that this package costs nothing to
-import until a chapter needs a part of it.
+The seed rule of every verdict is in :mod:`tvae.book.seed_rule`, plots in :mod:`tvae.figures`,
+file writing in :mod:`tvae.io`. The submodules are imported explicitly (``from tvae.book
+import registry, store``), so that this package costs nothing to import until a chapter needs
+a part of it.
 """

@@ -4,18 +4,9 @@ behind it, from the tables the other chapters wrote (``results/<profile>/*.csv``
 Each rule is stated in its function's docstring; the verdicts are :data:`REPRODUCED`,
 :data:`PARTLY`, :data:`NOT_REPRODUCED`, :data:`UNDECIDED` and :data:`UNTESTED`.
 
-**The seed rule** (the one rule of every verdict on a number or an ordering; chapter 14 prints
-it, :data:`RULE`). A number of ours is the mean over the profile's seeds, its spread the SD over
-seeds (``n - 1`` in the denominator). *A paper number is reproduced* when it lies within
-:data:`SPREAD_SDS` SDs of the difference of two independent estimates: ``|ours - paper| <= 2
-sqrt(SD_seeds^2 + SD_paper^2)``, where ``SD_paper`` is the paper's own SD where it gives one (Table
-1's CV SD) and 0 otherwise (:func:`within_spread`). *An ordering* "A better than B" is reproduced
-when A's seed mean beats B's by more than 2 standard errors of the difference of the means,
-``2 sqrt(SD_A^2 / n_A + SD_B^2 / n_B)``, not reproduced when B beats A by more than that, and
-undecided between (:func:`order_verdict`); "A at least as good as B" is reproduced unless B beats A
-by more than that. With one seed the seed SD is unknown: the spread counts it as 0, the verdict
-is decided on the sign alone, and its evidence says that it rests on one seed and is not
-decisive.
+The seed rule every verdict on a number or an ordering follows is stated in
+:mod:`tvae.book.seed_rule` (chapter 14 prints it, :data:`RULE`); its names are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -25,13 +16,30 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.io.formats.style import Styler
 
 from ..io import read_csv
-from ..profiles import Profile
-from .latent_dimension import METRIC_NAMES, main_metric, recon_summary, vae_bce_at_total
+from ..profiles import Profile, resolve
+from .latent_dimension import METRIC_NAMES, main_metric, recon_summary, recon_vs_dim, vae_bce_at_total
 from .registry import LABELS, PAPER_KINDS, RAW_DIM
-from .table1 import PAPER_TABLE1, PROTOCOLS
+from .seed_rule import (
+    NOT_REPRODUCED,
+    ONE_SEED,
+    PARTLY,
+    REPRODUCED,
+    RULE,
+    SPREAD_SDS,
+    UNDECIDED,
+    UNTESTED,
+    diff_verdict,
+    order_verdict,
+    spread,
+    within_spread,
+)
+from .table1 import PAPER_TABLE1, PROTOCOLS, table1, table1_findings
+from .text import pm as _pm
 from .text import signed
+from .variational_gap import likelihood_table
 
 
 def read_result(P: Profile, name: str, root: str | Path = "results") -> pd.DataFrame | None:
@@ -39,73 +47,6 @@ def read_result(P: Profile, name: str, root: str | Path = "results") -> pd.DataF
     yet under this profile and these overrides."""
     return read_csv(Path(root) / P.results_name / f"{name}.csv")
 
-
-REPRODUCED, PARTLY, NOT_REPRODUCED, UNTESTED = "reproduced", "partly", "not reproduced", "not testable here"
-UNDECIDED = "within the seed spread"
-"""An ordering whose seed means differ by less than 2 standard errors (see the seed rule)."""
-
-SPREAD_SDS = 2.0
-"""Width of the seed rule's spread in SDs: about a 95% band for a difference of two estimates."""
-
-ONE_SEED = "rests on one seed, not decisive"
-"""What a verdict's evidence says when it rests on one seed (the seed spread unknown)."""
-
-RULE = (f"A paper number is *reproduced* when it lies within {SPREAD_SDS:g} SD of ours, the SD "
-        "combining our SD over seeds with the paper's own SD where it gives one: |ours - paper| <= "
-        f"{SPREAD_SDS:g} sqrt(SD_seeds^2 + SD_paper^2), ours being the mean over seeds. An ordering "
-        "'A better than B' is *reproduced* when A's seed mean beats B's by more than "
-        f"{SPREAD_SDS:g} standard errors of the difference, sqrt(SD_A^2/n_A + SD_B^2/n_B), *not "
-        "reproduced* when B beats A by more than that, and *within the seed spread* otherwise; "
-        "'A at least as good as B' is reproduced unless B beats A by more than that. With one "
-        "seed the spread of the seeds is unknown: the verdict follows the paper's SD (numbers) "
-        "or the sign (orderings) alone and says that it rests on one seed and is not decisive.")
-"""The seed rule in one paragraph (chapter 14 prints it; the module docstring explains it)."""
-
-
-def _nan0(x: float) -> float:
-    return 0.0 if x is None or math.isnan(x) else float(x)
-
-
-def spread(sd_seeds: float, paper_sd: float = math.nan) -> float:
-    """Half-width of the seed rule's band: ``SPREAD_SDS * sqrt(SD_seeds^2 + SD_paper^2)``, an
-    unknown (NaN) SD counting as 0."""
-    return SPREAD_SDS * math.hypot(_nan0(sd_seeds), _nan0(paper_sd))
-
-
-def within_spread(mean: float, sd_seeds: float, paper: float, paper_sd: float = math.nan) -> bool:
-    """Whether the paper's number lies within :func:`spread` of our seed mean (the seed rule)."""
-    return bool(abs(mean - paper) <= spread(sd_seeds, paper_sd))
-
-
-def order_verdict(a: tuple[float, float, int], b: tuple[float, float, int], *,
-                  strict: bool = True, higher_is_better: bool = True) -> tuple[str, str]:
-    """The seed rule on the claim 'A better than B' (``strict``) or 'A at least as good as B':
-    ``a`` and ``b`` are ``(seed mean, SD over seeds, n seeds)``. Returns ``(verdict, evidence)``,
-    the evidence naming the difference, the 2-SE threshold, and :data:`ONE_SEED` when either
-    side has one seed."""
-    diff = (a[0] - b[0]) * (1 if higher_is_better else -1)  # > 0: A better
-    one = min(a[2], b[2]) < 2
-    se = math.nan if one else math.sqrt(_nan0(a[1]) ** 2 / a[2] + _nan0(b[1]) ** 2 / b[2])
-    return diff_verdict(diff, se, strict=strict)
-
-
-def diff_verdict(diff: float, se: float, *, strict: bool = True) -> tuple[str, str]:
-    """The seed rule on a difference ``diff`` (> 0: the claim's direction) with standard error
-    ``se`` (NaN: one seed, decided on the sign alone): see :func:`order_verdict`."""
-    one = math.isnan(se)
-    thr = 0.0 if one else SPREAD_SDS * se
-    if strict:
-        verdict = REPRODUCED if diff > thr else (NOT_REPRODUCED if diff < -thr else UNDECIDED)
-    else:
-        verdict = REPRODUCED if diff >= -thr else NOT_REPRODUCED
-    ev = f"difference {signed(diff, 2)} (better = positive)"
-    ev += f", {ONE_SEED}" if one else f", 2 SE = {thr:.2f}"
-    return verdict, ev
-
-
-def _pm(mean: float, sd: float, digits: int = 1) -> str:
-    """``mean ± SD`` (just the mean when the SD is unknown)."""
-    return f"{mean:.{digits}f}" + ("" if math.isnan(sd) else f" ± {sd:.{digits}f}")
 
 GAP_KL_RANGE = (0.5, 2.0)
 """gap / KL(q || prior) within this range counts as 'roughly equal' (experiment 6's claim)."""
@@ -403,6 +344,145 @@ def verdicts(recon: pd.DataFrame | None = None, table: pd.DataFrame | None = Non
     return pd.DataFrame(rows, columns=["experiment", "claim", "verdict", "evidence"])
 
 
+# ------------------------------------------------------------ chapter 14's page ----
+COMPUTED = {"recon_vs_dim": recon_vs_dim, "table1": table1, "likelihood": likelihood_table}
+"""The tables chapter 14 needs: computed through the model cache (and written) when their
+chapter (05, 08, 10) has not run under the profile."""
+
+READ_ONLY = ("denoising", "training")
+"""Tables chapter 14 shows only when their chapter (06, 04) wrote them."""
+
+
+def load_results(P: Profile, root: str | Path = "results") -> tuple[dict[str, pd.DataFrame | None], str]:
+    """``({name: table or None}, a Markdown sentence saying what was read and what computed)``:
+    the tables of :data:`COMPUTED` (read, else computed now) and of :data:`READ_ONLY` (read,
+    else None) under ``P``."""
+    results, recomputed = {}, []
+    for name, fn in COMPUTED.items():
+        results[name] = read_result(P, name, root)
+        if results[name] is None:
+            results[name] = fn(P)
+            recomputed.append(name)
+    for name in READ_ONLY:
+        results[name] = read_result(P, name, root)
+    found = [f"`{name}.csv`" for name, df in results.items() if df is not None and name not in recomputed]
+    msg = f"Read from `{P.results_dir(root)}`: " + (", ".join(found) if found else "nothing") + "."
+    if recomputed:
+        msg += (" Computed now (their chapters had not run under this profile): "
+                + ", ".join(recomputed) + ".")
+    return results, msg
+
+
+def profile_caution(P: Profile) -> str:
+    """A Markdown warning for a page made by a profile other than ``paper`` (empty for it)."""
+    if P.name == "paper":
+        return ""
+    full = resolve("paper")
+    n = "60,000" if P.train_size is None else f"{P.train_size:,}"
+    return (f"> **Read with care.** This page was produced by the *{P.name}* profile: {n} training "
+            f"digits and {P.epochs} epoch(s) per model instead of the paper's 60,000 digits and "
+            f"{full.epochs} epochs, and fewer dimensions and test digits. The verdicts below "
+            "describe these runs; they are evidence about the paper's claims only under the "
+            "*paper* profile, whose results are committed in `results/paper/`.")
+
+
+VERDICT_COLOURS = {REPRODUCED: "background-color: #d7f5dd", PARTLY: "background-color: #fff3c4",
+                   UNDECIDED: "background-color: #e3ecfb", NOT_REPRODUCED: "background-color: #fbd9d9",
+                   UNTESTED: "background-color: #eeeeee"}
+"""The background of each verdict in chapter 14's table (green to red, grey: untested)."""
+
+
+def verdict_counts(v: pd.DataFrame) -> str:
+    """``'N claims checked: a reproduced, b partly, ...'`` for a :func:`verdicts` table."""
+    counts = v.verdict.value_counts()
+    return (f"{len(v)} claims checked: "
+            + ", ".join(f"{counts.get(k, 0)} {k}" for k in VERDICT_COLOURS) + ".")
+
+
+def verdicts_view(v: pd.DataFrame, *, colour: bool = True) -> Styler:
+    """A :func:`verdicts` table for a page: the evidence wrapped and left-aligned, no index,
+    each verdict on its :data:`VERDICT_COLOURS` background when ``colour``."""
+    style = v.style
+    if colour:
+        style = style.map(lambda x: VERDICT_COLOURS.get(x, ""), subset=["verdict"])
+    return style.set_properties(subset=["evidence"], **{"text-align": "left",
+                                                        "white-space": "normal"}).hide(axis="index")
+
+
+def table1_paper_view(t: pd.DataFrame) -> pd.DataFrame:
+    """Chapter 08's Table 1 (:func:`~tvae.book.table1.table1`) as chapter 14 shows it: the test
+    accuracy of every paper, as-run and 'ours' row under each protocol, the paper's, and
+    paper-C minus the paper's (blank: rows the paper lacks)."""
+    rows = t[t.row_kind.isin(["paper", "as-run", "ours"])]
+    wide = rows.pivot_table(index=["label"], columns="protocol", values="test", sort=False)
+    wide["paper"] = rows.drop_duplicates("label").set_index("label").paper_test
+    wide["paper-C minus paper"] = wide["paper-C"] - wide["paper"]
+    return wide.rename_axis("input")
+
+
+def table1_summary(t: pd.DataFrame) -> list[str]:
+    """Chapter 08's sentences chapter 14 repeats: reproduction, as-run rows, ranking, modern
+    option (:func:`~tvae.book.table1.table1_findings`)."""
+    f = table1_findings(t)
+    return f["reproduction"] + f["as_run"] + f["ranking"] + f["modern"]
+
+
+def c_choice_sentence(t: pd.DataFrame) -> str:
+    """How much of each Table 1 row's test accuracy is owed to the choice of C (common-C minus
+    paper-C, the rows moved by a point or more), and the modern (Adam) rows against their
+    Adadelta twins."""
+    d = t[t.row_kind != "modern"].pivot_table(index="label", columns="protocol", values="test",
+                                              sort=False)
+    shift = (d["common-C"] - d["paper-C"]).sort_values()
+    c_common = t[t.protocol == "common-C"].C.iloc[0]
+    big = shift[shift.abs() >= 1.0]
+    text = (f"Changing from the paper's C to the common C = {c_common:g} moves the test accuracy by "
+            f"{shift.min():+.2f} to {shift.max():+.2f} points across rows")
+    text += (("; by a point or more for " + ", ".join(f"{k} ({x:+.2f})" for k, x in big.items()) + ".")
+             if len(big) else ", less than a point everywhere.")
+    m = t[(t.row_kind == "modern") & (t.protocol == "paper-C")]
+    for row in m.itertuples():
+        base = t[(t.input == row.input.removesuffix("+adam")) & (t.dim == row.dim)
+                 & (t.protocol == "paper-C")]
+        if len(base):
+            text += (f" Trained with Adam instead of Adadelta, {row.label.removesuffix(', Adam')} "
+                     f"reaches {row.test:.2f}% against {base.test.iloc[0]:.2f}% (paper: "
+                     f"{row.paper_test:.2f}%).")
+    return text
+
+
+LIKELIHOOD_SHOWN = {"log_likelihood": "log p(x)", "elbo": "ELBO", "gap": "gap", "kl": "KL(q, prior)",
+                    "gap_over_kl": "gap / KL"}
+"""The columns of chapter 10's ``likelihood.csv`` chapter 14 shows, and their headings."""
+
+
+def likelihood_view(lk: pd.DataFrame) -> pd.DataFrame:
+    """Chapter 10's likelihood table as chapter 14 shows it (:data:`LIKELIHOOD_SHOWN`)."""
+    return (lk.set_index("label")[list(LIKELIHOOD_SHOWN)].rename(columns=LIKELIHOOD_SHOWN)
+            .rename_axis("model"))
+
+
+def denoising_view(den: pd.DataFrame) -> pd.DataFrame:
+    """Chapter 06's ``denoising.csv`` as chapter 14 shows it: BCE against the clean digit,
+    noisy settings x models."""
+    noisy = den[den.noise != "clean"].assign(setting=lambda f: f.noise + " " + f.level.map("{:g}".format))
+    return noisy.pivot_table(index="setting", columns="model", values="bce", sort=False)
+
+
+def cost_sentence(tr: pd.DataFrame | None) -> str:
+    """What training the profile's models cost (chapter 04's ``training.csv``), or that it was
+    not written."""
+    if tr is None:
+        return "Chapter 04 has not written `training.csv` under this profile."
+    return (f"The {len(tr)} models of this profile took {tr.train_seconds.sum() / 60:.1f} minutes "
+            f"of training loops on this machine (chapter 04), {tr.ms_per_batch.median():.0f} ms "
+            "per batch of 100 digits in the median.")
+
+
 __all__ = ["REPRODUCED", "PARTLY", "NOT_REPRODUCED", "UNTESTED", "UNDECIDED", "SPREAD_SDS", "ONE_SEED",
            "RULE", "spread", "within_spread", "order_verdict", "diff_verdict", "GAP_KL_RANGE", "read_result",
-           "recon_verdicts", "table1_verdicts", "likelihood_verdicts", "denoising_verdicts", "verdicts"]
+           "recon_verdicts", "table1_verdicts", "likelihood_verdicts", "denoising_verdicts", "verdicts",
+           "COMPUTED", "READ_ONLY", "load_results",
+           "profile_caution", "VERDICT_COLOURS", "verdict_counts", "verdicts_view", "table1_paper_view",
+           "table1_summary", "c_choice_sentence", "LIKELIHOOD_SHOWN", "likelihood_view",
+           "denoising_view", "cost_sentence"]

@@ -15,14 +15,16 @@ import pandas as pd
 import torch
 
 from .. import evaluate as ev
+from ..config import Config
 from ..io import write_csv
 from ..models import VAE
 from ..priors import kl_std_normal
-from ..profiles import Profile
+from ..profiles import Profile, resolve
 from ..train import run_summary
 from . import registry, store
-from .registry import LABELS
-from .text import count, signed
+from .registry import LABELS, PAPER_KINDS
+from .seed_rule import NOT_REPRODUCED, ONE_SEED, REPRODUCED, UNDECIDED, order_verdict
+from .text import count, pm, signed
 
 RECON_COLUMNS = ["model", "dim_z", "dim_u", "seed", "bce_mean_best", "best_epoch", "bce_mean_last",
                  "bce_sampled_last", "kl_z", "active_z"]
@@ -73,6 +75,25 @@ def active_dims(model: VAE, x: torch.Tensor) -> int:
     return int((kl_per_dim(model, x) > ACTIVE_NATS).sum())
 
 
+def _run_row(P: Profile, cfg: Config, x: torch.Tensor) -> dict:
+    """One row of :func:`recon_vs_dim` (its docstring lists the columns) for the trained model
+    of ``cfg``, evaluated on the test digits ``x``."""
+    model, ck = store.trained(P, cfg)
+    t = ev.elbo_terms(model, x, seed=cfg.seed)
+    s = run_summary(ck.get("history") or [])
+    if s:
+        best, epoch, last, source = (s["test_bce_mean_min"], s["test_bce_mean_min_epoch"],
+                                     s["test_bce_mean_last"], "history")
+    else:
+        best, epoch, last, source = (math.nan, math.nan,
+                                     ev.reconstruction_error(model, x)["bce"], "computed")
+    return {"model": cfg.model, "dim_z": cfg.zdim, "dim_u": cfg.udim, "seed": cfg.seed,
+            "bce_mean_best": best, "best_epoch": epoch, "bce_mean_last": last,
+            "bce_sampled_last": t["bce"], "kl_z": t["kl_z"], "active_z": active_dims(model, x),
+            "bce_mean_source": source, "test_elbo": t["elbo"], "test_kl_u": t["kl_u"],
+            "latent_total": cfg.zdim + cfg.udim, "n_test": len(x),
+            "train_size": len(store.data_for(P, cfg).x_train), "epochs": cfg.epochs,
+            "label": LABELS[cfg.model]}
 
 
 def recon_vs_dim(P: Profile, *, write: bool = True, out_dir: str | Path | None = None) -> pd.DataFrame:
@@ -91,24 +112,7 @@ def recon_vs_dim(P: Profile, *, write: bool = True, out_dir: str | Path | None =
     Written to ``<out_dir or P.results_dir()>/recon_vs_dim.csv`` when ``write``.
     """
     x = store.test_x(P)
-    rows = []
-    for cfg in registry.exp1_models(P):
-        model, ck = store.trained(P, cfg)
-        t = ev.elbo_terms(model, x, seed=cfg.seed)
-        s = run_summary(ck.get("history") or [])
-        if s:
-            best, epoch, last, source = (s["test_bce_mean_min"], s["test_bce_mean_min_epoch"],
-                                         s["test_bce_mean_last"], "history")
-        else:
-            best, epoch, last, source = (math.nan, math.nan,
-                                         ev.reconstruction_error(model, x)["bce"], "computed")
-        rows.append({"model": cfg.model, "dim_z": cfg.zdim, "dim_u": cfg.udim, "seed": cfg.seed,
-                     "bce_mean_best": best, "best_epoch": epoch, "bce_mean_last": last,
-                     "bce_sampled_last": t["bce"], "kl_z": t["kl_z"], "active_z": active_dims(model, x),
-                     "bce_mean_source": source, "test_elbo": t["elbo"], "test_kl_u": t["kl_u"],
-                     "latent_total": cfg.zdim + cfg.udim, "n_test": len(x),
-                     "train_size": len(store.data_for(P, cfg).x_train), "epochs": cfg.epochs,
-                     "label": LABELS[cfg.model]})
+    rows = [_run_row(P, cfg, x) for cfg in registry.exp1_models(P)]
     df = pd.DataFrame(rows)
     if write:
         write_csv(df, Path(out_dir or P.results_dir()) / "recon_vs_dim.csv")
@@ -230,6 +234,265 @@ def recon_findings(df: pd.DataFrame, col: str | None = None) -> list[str]:
     return out
 
 
+# ------------------------------------------------------------- the chapter's text ----
+def measurement_note(df: pd.DataFrame, seconds: float) -> str:
+    """Markdown under the measurement of chapter 05: how many models were evaluated on how
+    many digits in how long (``seconds``), and the notes a reader needs when the best-epoch
+    metric is missing (models trained before it was logged) or the profile has one seed."""
+    s = recon_summary(df)
+    n_seeds, n_test = int(s.n_seeds.min()), int(df.n_test.iloc[0])
+    out = [f"{len(df)} models ({len(s)} points x {n_seeds} seed(s)) evaluated on "
+           f"{n_test:,} test digits in {seconds:.1f} s."]
+    if main_metric(df) != "bce_mean_best":
+        out.append("**Note.** These models were trained before the training history logged the "
+                   "posterior-mean test BCE after every epoch: the best-epoch number and its epoch "
+                   "are empty (NaN), and the last-epoch posterior-mean BCE was computed directly "
+                   f"from the trained model on the profile's {n_test:,} test digits. The main curve "
+                   "below is that last-epoch value.")
+    if n_seeds == 1:
+        out.append("**One seed per point in this profile:** no seed spread is shown, and no "
+                   "verdict of this chapter is decisive (the paper profile trains three).")
+    return "\n\n".join(out)
+
+
+def metrics_view(col: str) -> pd.DataFrame:
+    """:data:`METRICS` as a table (index ``column``): what each error is, how it was selected,
+    and whether it is the main curve (``col``) or shown beside it."""
+    return pd.DataFrame([{"column": c, "what it is": what, "selection": sel,
+                          "shown as": "main curve" if c == col else "beside it"}
+                         for c, (what, sel) in METRICS.items()]).set_index("column")
+
+
+def _kind_order(s: pd.DataFrame) -> list[str]:
+    """Display names of the paper's kinds present in ``s``, in the paper's order."""
+    return [LABELS[k] for k in PAPER_KINDS if k in set(s.model)]
+
+
+def seed_mean_view(s: pd.DataFrame, col: str, digits: int = 2) -> pd.DataFrame:
+    """A :func:`recon_summary` table as dim z x model of ``"mean ± SD"`` strings of ``col``
+    (``digits`` decimals; just the mean with one seed)."""
+    cell = [pm(m, d, digits) for m, d in zip(s[col], s[col + "_sd"], strict=True)]
+    view = (s.assign(label=s.model.map(LABELS), v=cell)
+            .pivot(index="dim_z", columns="label", values="v")[_kind_order(s)])
+    return view.rename_axis("dim z")
+
+
+def seed_mean_caption(s: pd.DataFrame, col: str) -> str:
+    """The caption of :func:`seed_mean_view` in chapter 05 (``s``: its summary table)."""
+    n_seeds = int(s.n_seeds.min())
+    return (f"**{METRIC_NAMES[col]}** (nats per digit, mean over {n_seeds} seed(s)"
+            + ("" if n_seeds == 1 else " ± SD over seeds") + "). Lower is better.")
+
+
+def curve_shape_sentence(s: pd.DataFrame, col: str) -> str:
+    """How flat each curve of a :func:`recon_summary` table is past its smallest dim z: the
+    band of ``col`` (seed means) over the larger dims, its lowest dim, and how often it rises
+    or falls from one dim to the next; with fewer than three larger dims, a sentence saying
+    that the profile trains too few (and how many the paper profile trains)."""
+    n_seeds = int(s.n_seeds.min())
+    rest = s[s.dim_z > s.dim_z.min()]
+    dims = sorted(rest.dim_z.unique())
+    if len(dims) < 3:
+        n_paper = len(resolve("paper").zdims) - 1
+        return (f"This profile trains {len(dims)} dim(s) above dim z = {s.dim_z.min()}, too few "
+                f"to say whether the curves level off; the paper profile trains {n_paper}.")
+    parts, steady = [], []
+    for kind in PAPER_KINDS:
+        g = rest[rest.model == kind].sort_values("dim_z")
+        steps = g[col].diff().dropna()
+        ups, downs = int((steps > 0).sum()), int((steps < 0).sum())
+        if ups == 0 or downs == 0:
+            steady.append(f"{LABELS[kind]} {'falls' if ups == 0 else 'rises'} at every step")
+        best = int(g.dim_z.iloc[g[col].argmin()])
+        parts.append(f"{LABELS[kind]} {g[col].min():.1f}-{g[col].max():.1f} "
+                     f"({g[col].max() - g[col].min():.1f} nats, lowest at {best}; "
+                     f"{count(downs, 'fall')}, {count(ups, 'rise')})")
+    n = len(PAPER_KINDS)
+    verdict = (f"{n - len(steady)} of {n} curves both rise and fall between neighbouring dims"
+               + (f" ({'; '.join(steady)})" if steady else "") + ". "
+               + ("With one seed per point, ups and downs of this size may be seed noise (chapter "
+                  "11 measures how much the seed alone moves these numbers), so the lowest point of "
+                  "a curve that zigzags is not a clear optimum." if n_seeds == 1 else
+                  f"Compare each step with the SD over the {n_seeds} seeds in the table above: a "
+                  "step smaller than that spread is not a clear rise or fall."))
+    return (f"Over dim z = {', '.join(map(str, dims))} the {METRIC_NAMES[col]} (seed means) spans: "
+            + "; ".join(parts) + ". " + verdict)
+
+
+def active_dims_sentence(s: pd.DataFrame) -> str:
+    """The active dimensions (seed means) of each kind at the largest dim z of a
+    :func:`recon_summary` table, and what a model gains from the rest."""
+    largest = s.dim_z.max()
+    at = s[s.dim_z == largest].assign(label=lambda f: f.model.map(LABELS)).set_index("label")
+    return (f"At the largest dim z of this profile ({largest}), the active dimensions (mean over "
+            "seeds) are: " + ", ".join(f"{name} {at.active_z[name]:.3g}" for name in _kind_order(s))
+            + ". A model that uses fewer dimensions than it has gains nothing from the rest; the "
+            "transformer models can also move information about the digit's position, size and "
+            "slant into the pose, which costs no KL under the flat prior.")
+
+
+def three_metrics_view(s: pd.DataFrame) -> pd.DataFrame:
+    """The three errors of :data:`METRICS` side by side (seed means): rows dim z, columns
+    (model, error)."""
+    side = s.assign(label=s.model.map(LABELS)).set_index(["dim_z", "label"])[list(METRICS)]
+    return side.rename(columns=METRIC_NAMES).unstack("label").swaplevel(axis=1)[_kind_order(s)]
+
+
+def three_metrics_caption(s: pd.DataFrame) -> str:
+    """The caption of :func:`three_metrics_view` (``s``: its summary table)."""
+    return (f"Seed means (nats per digit, {int(s.n_seeds.min())} seed(s)); NaN where the history "
+            "lacks the per-epoch metric.")
+
+
+def runs_view(df: pd.DataFrame) -> pd.DataFrame:
+    """Every run of a :func:`recon_vs_dim` table, :data:`RECON_COLUMNS` indexed by (model,
+    dim z, seed), the model by its display name."""
+    return (df[RECON_COLUMNS].assign(model=df.model.map(LABELS))
+            .set_index(["model", "dim_z", "seed"]))
+
+
+# ------------------------------------------------------ the initialisation ablation ----
+INIT_COLUMNS = ["model", "init", "dim_z", "seed", "bce_mean_best", "best_epoch", "bce_mean_last",
+                "bce_sampled_last", "kl_z", "active_z"]
+"""The leading columns of ``init_ablation.csv`` (one row per model kind, initialisation and
+seed): the columns of :data:`RECON_COLUMNS` with ``init`` (``glorot`` | ``torch``)."""
+
+INITS_SHOWN = {"glorot": "Glorot (faithful)", "torch": "PyTorch default"}
+"""How chapter 05 names the two initialisations of :data:`tvae.config.INITS`."""
+
+
+def init_ablation(P: Profile, *, write: bool = True, out_dir: str | Path | None = None) -> pd.DataFrame:
+    """The initialisation ablation (issue 10): for each model of
+    :func:`tvae.book.registry.init_ablation_set` (VAE and Affine-TVAE at dim z 20, Glorot and
+    PyTorch's default initialisation, every seed of ``P.seed_list``) the row
+    :func:`recon_vs_dim` computes (same measures, same test digits), with its ``init``.
+    Columns :data:`INIT_COLUMNS`, then ``bce_mean_source``, ``n_test``, ``train_size``,
+    ``epochs``, ``label``. Written to ``<out_dir or P.results_dir()>/init_ablation.csv`` when
+    ``write``."""
+    x = store.test_x(P)
+    rows = [{**_run_row(P, cfg, x), "init": cfg.init}
+            for cfg in registry.init_ablation_set(P).values()]
+    extra = ["bce_mean_source", "n_test", "train_size", "epochs", "label"]
+    df = pd.DataFrame(rows)[INIT_COLUMNS + extra]
+    if write:
+        write_csv(df, Path(out_dir or P.results_dir()) / "init_ablation.csv")
+    return df
+
+
+def init_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """An :func:`init_ablation` table reduced over seeds: one row per (model, init) with
+    ``dim_z``, ``n_seeds``, and the seed mean and SD (``<name>_sd``, :func:`seed_stats`) of
+    ``active_z`` and of the :func:`main_metric` column, named ``bce`` (``metric`` says which)."""
+    col = main_metric(df)
+    out = []
+    for (m, init), g in df.groupby(["model", "init"], sort=False):
+        row = {"model": m, "init": init, "dim_z": int(g.dim_z.iloc[0]), "metric": col}
+        row["active_z"], row["active_z_sd"], row["n_seeds"] = seed_stats(g.active_z)
+        row["bce"], row["bce_sd"], _ = seed_stats(g[col])
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def init_view(summary: pd.DataFrame) -> pd.DataFrame:
+    """An :func:`init_summary` table for the chapter: rows (model, initialisation), the active
+    dimensions of z and the error as ``"mean ± SD"`` strings."""
+    col = summary.metric.iloc[0]
+    view = pd.DataFrame({
+        "model": summary.model.map(LABELS), "initialisation": summary.init.map(INITS_SHOWN),
+        "active dims of z": [f"{pm(m, d, 1)} of {z}" for m, d, z in
+                             zip(summary.active_z, summary.active_z_sd, summary.dim_z, strict=True)],
+        f"{METRIC_NAMES[col]} (nats)": [pm(m, d, 2) for m, d in
+                                        zip(summary.bce, summary.bce_sd, strict=True)],
+        "seeds": summary.n_seeds})
+    return view.set_index(["model", "initialisation"])
+
+
+INIT_ANSWERS = {"yes": "Yes", "part": "In part", "no": "No"}
+"""The answers of :func:`init_answer` as chapter 05 prints them."""
+
+
+def _init_orders(summary: pd.DataFrame) -> dict[str, dict[str, tuple[str, str]]]:
+    """Per kind of an :func:`init_summary` table, the seed rule's
+    orderings (:func:`order_verdict`) of the Glorot models against PyTorch's default: key
+    ``active`` for 'Glorot leaves more dimensions of z active', ``bce`` for 'Glorot reconstructs
+    better' (a lower error)."""
+    out = {}
+    for m, g in summary.groupby("model", sort=False):
+        by = g.set_index("init")
+        a, b = by.loc["glorot"], by.loc["torch"]
+        out[m] = {"active": order_verdict((a.active_z, a.active_z_sd, int(a.n_seeds)),
+                                          (b.active_z, b.active_z_sd, int(b.n_seeds))),
+                  "bce": order_verdict((a.bce, a.bce_sd, int(a.n_seeds)),
+                                       (b.bce, b.bce_sd, int(b.n_seeds)), higher_is_better=False)}
+    return out
+
+
+def init_answer(summary: pd.DataFrame) -> str:
+    """Whether the initialisation explains the unused latent dimensions, from an
+    :func:`init_summary` table, by the seed rule: ``"yes"`` when for
+    every kind the Glorot models leave more dimensions of z active than PyTorch's default
+    (:data:`REPRODUCED` by :func:`order_verdict`) and none unused; ``"part"`` when they leave
+    more active for at least one kind but some remain unused; ``"no"`` otherwise (the difference
+    within the seed spread, or in PyTorch's favour)."""
+    orders = _init_orders(summary)
+    more = [m for m, o in orders.items() if o["active"][0] == REPRODUCED]
+    glorot = summary[summary.init == "glorot"]
+    unused = (glorot.dim_z - glorot.active_z).max()
+    if more and len(more) == len(orders) and unused <= 0:
+        return "yes"
+    return "part" if more else "no"
+
+
+def _capital(text: str) -> str:
+    """``text`` with its first letter upper-case (a metric's name at the start of a sentence)."""
+    return text[:1].upper() + text[1:]
+
+
+def init_findings(summary: pd.DataFrame) -> list[str]:
+    """Markdown sentences on chapter 05's initialisation ablation (an
+    :func:`init_summary` table): per kind, the active dimensions
+    and the error under both initialisations with the seed rule's verdicts
+    (:func:`_init_orders`); then the answer of :func:`init_answer` and what is left, the
+    dimensions the Glorot models still leave unused."""
+    orders = _init_orders(summary)
+    col = summary.metric.iloc[0]
+    names = {REPRODUCED: "more with Glorot", NOT_REPRODUCED: "more with PyTorch's default",
+             UNDECIDED: UNDECIDED}
+    bce_names = {REPRODUCED: "lower with Glorot", NOT_REPRODUCED: "lower with PyTorch's default",
+                 UNDECIDED: UNDECIDED}
+    out = []
+    for m, o in orders.items():
+        by = summary[summary.model == m].set_index("init")
+        a, b = by.loc["glorot"], by.loc["torch"]
+        out.append(f"**{LABELS[m]} z{int(a.dim_z)}.** Active dimensions of z: Glorot "
+                   f"{pm(a.active_z, a.active_z_sd)}, PyTorch's default {pm(b.active_z, b.active_z_sd)} "
+                   f"({names[o['active'][0]]}; {o['active'][1]}). {_capital(METRIC_NAMES.get(col, col))}: "
+                   f"{pm(a.bce, a.bce_sd, 2)} against {pm(b.bce, b.bce_sd, 2)} nats "
+                   f"({bce_names[o['bce'][0]]}; {o['bce'][1]}).")
+    answer = init_answer(summary)
+    glorot = summary[summary.init == "glorot"]
+    left = ", ".join(f"{LABELS[r.model]} {r.dim_z - r.active_z:.3g} of {r.dim_z}"
+                     for r in glorot.itertuples())
+    why = {"yes": "the Glorot models use every dimension, and more than with PyTorch's default",
+           "part": "the Glorot models use more dimensions than those started from PyTorch's "
+                   "default (" + ", ".join(LABELS[m] for m, o in orders.items()
+                                           if o["active"][0] == REPRODUCED)
+                   + "), but some dimensions stay unused",
+           "no": "by the seed rule the Glorot models do not use more dimensions than those started "
+                 "from PyTorch's default"}[answer]
+    tail = f" ({ONE_SEED})" if int(summary.n_seeds.min()) < 2 else ""
+    out.append(f"**Does the initialisation explain the unused dimensions? {INIT_ANSWERS[answer]}**: "
+               f"{why}{tail}. What is left: under the faithful Glorot initialisation, unused "
+               f"dimensions of z (seed means): {left}."
+               + ("" if answer == "yes" else f" Each of them carries under {ACTIVE_NATS:g} nats of KL from "
+                  "the prior, almost no information about the digit; the initialisation does not "
+                  "account for them."))
+    return out
+
+
 __all__ = ["RECON_COLUMNS", "METRICS", "METRIC_NAMES", "ACTIVE_NATS", "kl_per_dim", "active_dims",
            "recon_vs_dim", "LEGACY_COLUMNS", "upgrade", "main_metric", "seed_stats",
-           "recon_summary", "vae_bce_at_total", "recon_findings"]
+           "recon_summary", "vae_bce_at_total", "recon_findings", "measurement_note", "metrics_view",
+           "seed_mean_view", "seed_mean_caption", "curve_shape_sentence", "active_dims_sentence",
+           "three_metrics_view", "three_metrics_caption", "runs_view", "INIT_COLUMNS", "INITS_SHOWN",
+           "init_ablation", "init_summary", "init_view", "INIT_ANSWERS", "init_answer", "init_findings"]

@@ -70,6 +70,10 @@ AS_RUN_VAE_HIDDEN = {8: (512,), 20: (128,)}
 original code did"): VAE(8) one hidden layer of 512 units, VAE(20) one of 128 units, not the
 text's 2 x 256. Chapter 08 shows these 'as run' rows beside the 2 x 256 rows."""
 
+INIT_ABLATION_KINDS = ("vae", "affine-tvae")
+"""Kinds of chapter 05's initialisation ablation (:func:`init_ablation_models`): the VAE and
+one transformer model, whose unused latent dimensions issue 10 asks about."""
+
 ARCHITECTURE_DIMS = (2, 20)
 """dims z at which chapter 03 counts the parameters of every kind (untrained models)."""
 
@@ -88,6 +92,8 @@ def label(cfg: Config) -> str:
         extra.append(cfg.optimizer)
     if cfg.likelihood != "bernoulli":
         extra.append(cfg.likelihood)
+    if cfg.init != Config.__dataclass_fields__["init"].default:
+        extra.append(f"{cfg.init} init")
     if cfg.hidden != Config.__dataclass_fields__["hidden"].default:
         extra.append("hidden " + "x".join(str(h) for h in cfg.hidden))
     if cfg.seed != 0:
@@ -119,6 +125,26 @@ def exp1_models(P: Profile) -> list[Config]:
     """Experiment 1 (chapter 05): the paper's four kinds at every dim z of ``P.zdims``, each at
     every seed of ``P.seed_list`` (the seed spread enters the chapter's verdicts)."""
     return [P.config(k, z, seed=s) for k in PAPER_KINDS for z in P.zdims for s in P.seed_list]
+
+
+def init_ablation_models(P: Profile) -> list[Config]:
+    """The initialisation ablation of chapter 05 (issue 10): VAE and Affine-TVAE at dim z 20
+    with PyTorch's default initialisation (``init="torch"``), at every seed of ``P.seed_list``.
+    Their Glorot-initialised twins (the faithful default) are the dim-20 models of
+    :func:`exp1_models`; :func:`init_ablation_set` pairs them."""
+    return [P.config(k, MAIN_DIM, init="torch", seed=s) for k in INIT_ABLATION_KINDS
+            for s in P.seed_list]
+
+
+def init_ablation_set(P: Profile) -> dict[tuple[str, str, int], Config]:
+    """``{(kind, init, seed): Config}`` of the initialisation ablation, in the chapter's order:
+    each kind of :data:`INIT_ABLATION_KINDS` under ``glorot`` (the default: the dim-20 models of
+    :func:`exp1_models`, as every book profile trains dim z 20 there) then ``torch``
+    (:func:`init_ablation_models`), each at every seed of ``P.seed_list``."""
+    glorot = {(k, s): P.config(k, MAIN_DIM, seed=s) for k in INIT_ABLATION_KINDS for s in P.seed_list}
+    torch_init = {(c.model, c.seed): c for c in init_ablation_models(P)}
+    return {(k, init, s): runs[(k, s)] for k in INIT_ABLATION_KINDS
+            for init, runs in (("glorot", glorot), ("torch", torch_init)) for s in P.seed_list}
 
 
 def table1_models(P: Profile) -> list[Config]:
@@ -248,6 +274,7 @@ GROUPS: dict[str, Callable[[Profile], list[Config]]] = {
     "Table 1, modern option (Adam)": modern_models,
     "likelihood": likelihood_models,
     "latent dimension (exp. 1)": exp1_models,
+    "initialisation ablation (exp. 1)": init_ablation_models,
     "generation": generation_models,
     "2-d latent space": latent2d_models,
     "explorer": explorer_models,
@@ -301,4 +328,5 @@ __all__ = ["PAPER_KINDS", "OUR_KINDS", "ALL_KINDS", "LABELS", "COLORS", "RAW_DIM
            "generation_models", "pose_prior_sets", "pose_prior_models", "likelihood_models",
            "local_optima_set", "local_optima_models", "latent2d_models", "latent2d_set",
            "explorer_models", "rot_mnist_models", "model_groups", "needed_models",
-           "architecture_configs", "illustrative_prior_configs"]
+           "architecture_configs", "illustrative_prior_configs", "INIT_ABLATION_KINDS",
+           "init_ablation_models", "init_ablation_set"]

@@ -130,10 +130,11 @@ $(STAGE)/book/%.ipynb: book/%.ipynb $(TVAE_SRC) scripts/run_chapter.py $(BUILD)/
 # The explorer chapter writes its weights and JavaScript beside its executed notebook.
 $(STAGE)/book/13_explorer.ipynb: CHAPTER_ARGS = --static-dir $(STAGE)/book/explorer_static
 
-# The discussion reads the CSVs written by chapters 04 (training), 05, 06 (denoising), 08 and 10.
+# The discussion reads the CSVs written by chapters 04 (training), 05, 06 (denoising),
+# 07 (generation verdicts), 08 and 10.
 $(filter %/14_discussion.ipynb,$(EXECUTED)): \
-    $(filter $(STAGE)/book/04_% $(STAGE)/book/05_% $(STAGE)/book/06_% $(STAGE)/book/08_% \
-             $(STAGE)/book/10_%,$(EXECUTED))
+    $(filter $(STAGE)/book/04_% $(STAGE)/book/05_% $(STAGE)/book/06_% $(STAGE)/book/07_% \
+             $(STAGE)/book/08_% $(STAGE)/book/10_%,$(EXECUTED))
 
 # When this build started (seconds since the epoch), for the wall time in results/p/RUN.json.
 # Written before the models are trained and before the stage (order-only: it never makes a

@@ -230,3 +230,18 @@ def test_pose_prior_findings_on_a_constructed_run(tmp_path):
     assert "none is decisive" in pp.findings_sentences(f)
     written = pd.read_csv(tmp_path / "pose_prior_findings.csv")
     assert list(written.columns) == ["finding", "verdict", "evidence"] and len(written) == 5
+
+
+def test_discussion_takes_the_generation_claims_only():
+    """Chapter 14's verdict table appends chapter 07's claims; the comparisons the paper makes
+    no claim on (verdict words 'holds' / 'the reverse holds') stay in chapter 07."""
+    gv = pd.DataFrame([
+        {"experiment": gen.EXPERIMENT, "claim": "better upright digits", "verdict": D.REPRODUCED,
+         "evidence": "a"},
+        {"experiment": gen.QUESTION, "claim": "DTVAE vs TVAE", "verdict": gen.HOLDS, "evidence": "b"},
+        {"experiment": gen.EXPERIMENT, "claim": "sharper than VAE", "verdict": D.UNDECIDED,
+         "evidence": "c"}])
+    v = D.verdicts(generation=gv)
+    assert v.claim.tolist() == ["better upright digits", "sharper than VAE"]
+    assert v.verdict.tolist() == [D.REPRODUCED, D.UNDECIDED]
+    assert D.verdicts().empty

@@ -331,16 +331,22 @@ def denoising_verdicts(df: pd.DataFrame) -> list[dict]:
 
 
 def verdicts(recon: pd.DataFrame | None = None, table: pd.DataFrame | None = None,
-             likelihood: pd.DataFrame | None = None, denoising: pd.DataFrame | None = None) -> pd.DataFrame:
+             likelihood: pd.DataFrame | None = None, denoising: pd.DataFrame | None = None,
+             generation: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every checked claim of the paper: columns ``experiment``, ``claim``, ``verdict``
     (:data:`REPRODUCED`, :data:`PARTLY`, :data:`NOT_REPRODUCED`, :data:`UNDECIDED`,
     :data:`UNTESTED`) and
-    ``evidence`` (the numbers behind it). Tables that are None are skipped."""
+    ``evidence`` (the numbers behind it). Tables that are None are skipped. ``generation``:
+    chapter 07's ``generation_verdicts.csv`` (decided there); its claims are appended, its
+    comparisons on which the paper makes no claim (other verdict words) are left to chapter 07."""
     rows: list[dict] = []
     for frame, fn in ((recon, recon_verdicts), (table, table1_verdicts), (likelihood, likelihood_verdicts),
                       (denoising, denoising_verdicts)):
         if frame is not None:
             rows += fn(frame)
+    if generation is not None:
+        claims = generation[generation.verdict.isin(VERDICT_COLOURS)]
+        rows += claims[["experiment", "claim", "verdict", "evidence"]].to_dict("records")
     return pd.DataFrame(rows, columns=["experiment", "claim", "verdict", "evidence"])
 
 
@@ -349,8 +355,8 @@ COMPUTED = {"recon_vs_dim": recon_vs_dim, "table1": table1, "likelihood": likeli
 """The tables chapter 14 needs: computed through the model cache (and written) when their
 chapter (05, 08, 10) has not run under the profile."""
 
-READ_ONLY = ("denoising", "training")
-"""Tables chapter 14 shows only when their chapter (06, 04) wrote them."""
+READ_ONLY = ("denoising", "training", "generation_verdicts")
+"""Tables chapter 14 shows only when their chapter (06, 04, 07) wrote them."""
 
 
 def load_results(P: Profile, root: str | Path = "results") -> tuple[dict[str, pd.DataFrame | None], str]:

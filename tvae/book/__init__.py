@@ -6,7 +6,8 @@
   one in-process memory (:func:`~tvae.book.store.remember`, :func:`~tvae.book.store.forget`);
 - one module per chapter with computations: :mod:`~tvae.book.training` (04),
   :mod:`~tvae.book.latent_dimension` (05), :mod:`~tvae.book.reconstructions` (06),
-  :mod:`~tvae.book.table1` (08), :mod:`~tvae.book.variational_gap` (10),
+  :mod:`~tvae.book.generation` (07), :mod:`~tvae.book.table1` (08),
+  :mod:`~tvae.book.pose_priors` (09), :mod:`~tvae.book.variational_gap` (10),
   :mod:`~tvae.book.local_optima` (11), :mod:`~tvae.book.latent_map` (11, the 2-d latent map's
   page), :mod:`~tvae.book.rotated` (12), :mod:`~tvae.book.discussion` (14, the verdicts on the
   paper's claims);

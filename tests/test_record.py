@@ -191,6 +191,8 @@ def _check_numbers(record: Path, results: Path) -> None:
 
     checked = 0
     for path in sorted(results.glob("*.csv")):
+        if path.name in PLOTTED_ONLY:
+            continue
         # The chapters naming the CSV; all chapters when none does (the control below keeps
         # the check meaningful on the larger set of printed numbers).
         writers = _writers(path.name, record) or sorted((record / "book").glob("[0-9][0-9]_*.ipynb"))
@@ -203,6 +205,30 @@ def _check_numbers(record: Path, results: Path) -> None:
                                       f"{[nb.stem for nb in writers]}, {control:.0%} when shifted")
         checked += 1
     assert checked >= 5, f"only {checked} CSVs with printable values in {results}"
+    _check_histories(results)
+
+
+PLOTTED_ONLY = {"histories.csv"}
+"""CSVs whose values the chapters plot rather than print (every model's per-epoch history):
+checked against a printed CSV instead (:func:`_check_histories`)."""
+
+
+def _check_histories(results: Path) -> None:
+    """``histories.csv``'s last epoch of each model is the run that ``training.csv`` (whose
+    numbers chapter 04 prints) reports: same models, same final test ELBO."""
+    path = results / "histories.csv"
+    if not path.exists():         # a record made before chapter 04 wrote it
+        return
+    with open(path, newline="") as f:
+        last: dict[str, dict] = {}
+        for r in csv.DictReader(f):
+            last[r["label"]] = r                      # rows are in epoch order per model
+    with open(results / "training.csv", newline="") as f:
+        runs = {r["label"]: r for r in csv.DictReader(f)}
+    assert set(last) == set(runs), "histories.csv and training.csv name different models"
+    for label, r in runs.items():
+        assert int(last[label]["epoch"]) == int(r["epochs"]), label
+        assert float(last[label]["test_elbo"]) == pytest.approx(float(r["test_elbo"]), rel=1e-9), label
 
 
 # -------------------------------------------------------- refusals ----

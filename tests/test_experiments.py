@@ -344,6 +344,8 @@ def test_results_name_separates_overrides(tmp_path):
 
 def test_table1_on_tiny_data(tiny, tmp_path):
     df = T1.table1(tiny, kinds=("vae", "affine-tvae"), out_dir=tmp_path)
+    once = df.drop_duplicates(["input", "dim", "C"])   # each probe once: the wall time covers them
+    assert df.attrs["seconds"] >= once.seconds.sum() > 0
     assert list(df.columns[:len(T1.TABLE1_COLUMNS)]) == T1.TABLE1_COLUMNS
     assert (df.n_seeds == 1).all() and df.test_sd.isna().all()     # the tiny profile: one seed
     inputs = ["raw", "pca", "vae", T1.AS_RUN, "affine-tvae", "vae+adam", "affine-tvae+adam"]
@@ -388,6 +390,7 @@ def test_table1_on_tiny_data(tiny, tmp_path):
 def test_likelihood_on_tiny_data(tiny, tmp_path):
     cfgs = [tiny.config("vae", 4), tiny.config("affine-tvae", 4, prior="mean-diag")]
     df = vg.likelihood_table(tiny, configs=cfgs, out_dir=tmp_path)
+    assert df.attrs["seconds"] > 0
     assert list(df.columns) == vg.LIKELIHOOD_COLUMNS
     assert (df.k == 6).all() and (df.n == 12).all()
     for cfg in cfgs:

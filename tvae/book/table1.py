@@ -16,6 +16,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,10 @@ from ..profiles import Profile
 from . import registry, store
 from .latent_dimension import active_dims
 from .registry import ALL_KINDS, LABELS, MODERN_DIM, MODERN_KINDS, OUR_KINDS, RAW_DIM
-from .text import signed
+from .text import bullets, signed
+
+if TYPE_CHECKING:  # pandas imports its Styler (and jinja2) only when a table is styled
+    from pandas.io.formats.style import Styler
 
 PAPER_TABLE1: dict[tuple[str, int], tuple[float, float, float]] = {
     ("raw", 784): (91.19, 0.74, 91.80),
@@ -242,8 +246,10 @@ def table1(P: Profile, *, kinds: Iterable[str] = ALL_KINDS, modern: bool = True,
     Returns those lines reduced over seeds (:func:`seed_table`, ``table1.csv``,
     :data:`TABLE1_COLUMNS` first); both CSVs are written when ``write``. The frame's ``attrs``
     carry the common C and its candidates' scores as numbers: ``attrs["common_c"]`` (float),
-    ``attrs["common_c_scores"]`` (``{C: accuracy %}``).
+    ``attrs["common_c_scores"]`` (``{C: accuracy %}``), and ``attrs["seconds"]``, the wall time
+    of the whole call (features included).
     """
+    t0 = time.perf_counter()
     rows = probe_rows(P, kinds=kinds, modern=modern, as_run=as_run)
     c_common, scores = common_c(P, rows)
     if log:
@@ -269,7 +275,8 @@ def table1(P: Profile, *, kinds: Iterable[str] = ALL_KINDS, modern: bool = True,
         d = Path(out_dir or P.results_dir())
         write_csv(per_seed, d / "table1_seeds.csv")
         write_csv(df, d / "table1.csv")
-    df.attrs.update(common_c=c_common, common_c_scores=dict(scores))
+    df.attrs.update(common_c=c_common, common_c_scores=dict(scores),
+                    seconds=time.perf_counter() - t0)
     return df
 
 
@@ -305,6 +312,42 @@ def table1_view(df: pd.DataFrame, protocol: str = "paper-C",
     return d[cols].set_index("label")
 
 
+VIEW_FORMATS = {"cv_std": "{:.2f}", "paper_cv_mean": "{:.2f}", "paper_cv_std": "{:.2f}",
+                "paper_test": "{:.2f}", "C": "{:g}"}
+"""How the main table's numeric columns are printed (``cv_mean`` and ``test`` arrive from
+:func:`table1_view` as 'mean ± SD over seeds' text): two decimals, like the paper's table, and C
+as written in the paper (0.01, 1, 10)."""
+
+VERDICT_COLOURS = {"yes": "color: #1a7f37; font-weight: bold", "no": "color: #b00020"}
+"""CSS of the 'reproduces' column's two verdicts (green yes, red no), so the eye finds them;
+the explanatory notes of the rows without a paper row stay plain."""
+
+
+def main_view(df: pd.DataFrame, protocol: str = "paper-C") -> Styler:
+    """The main table of one protocol as chapter 08 shows it: :func:`table1_view`'s columns,
+    numbers formatted by :data:`VIEW_FORMATS`, missing values blank, the 'reproduces' verdicts
+    coloured (:data:`VERDICT_COLOURS`)."""
+    return (table1_view(df, protocol).style.format(VIEW_FORMATS, na_rep="")
+            .map(lambda v: VERDICT_COLOURS.get(v, ""), subset=["reproduces"]))
+
+
+def details_view(df: pd.DataFrame, protocol: str = "paper-C") -> Styler:
+    """The second table of one protocol (chapter 08): per row the number of seeds, the z+u
+    probe's test accuracy (two decimals, blank for the models without a pose) and whether every
+    final SVM fit converged (:func:`table1_view` with ``details=True``)."""
+    return table1_view(df, protocol, details=True).style.format({"test_zu": "{:.2f}"}, na_rep="")
+
+
+def seeds_view(per_seed: pd.DataFrame) -> Styler:
+    """The model rows of ``table1_seeds.csv`` (as read back, or :func:`table1`'s per-seed lines)
+    one line per row label and seed, the CV mean and the test accuracy under each protocol side
+    by side, two decimals. The baselines (no seed) are left out: the main table has them."""
+    m = per_seed[per_seed.seed.notna()].astype({"seed": int})
+    return (m.pivot_table(index=["label", "seed"], columns="protocol", values=["cv_mean", "test"],
+                          sort=False)
+            .style.format(precision=2))
+
+
 # ------------------------------------------------------------------------- sentences ----
 def _pm(mean: float, sd: float) -> str:
     """``mean ± SD`` with two decimals (the mean alone when the SD is unknown)."""
@@ -319,6 +362,46 @@ def common_c_sentence(c: float, scores: dict[float, float], *, markdown: bool = 
                 + ", ".join(f"C={k:g}: {a:.2f}%" for k, a in scores.items()) + ")")
     return (f"The common C is **{c:g}** (mean 3-fold CV accuracy of each candidate C over all rows, "
             "%: " + ", ".join(f"{k:g} → {a:.2f}" for k, a in scores.items()) + ").")
+
+
+def svm_sentence() -> str:
+    """Which scikit-learn and which ``LinearSVC`` settings the probe runs with (Markdown): the
+    one difference from the paper's protocol the chapter cannot avoid."""
+    import sklearn  # only for its version
+
+    return (f"scikit-learn {sklearn.__version__}; `LinearSVC(dual={ev.SVM_DUAL!r}, "
+            f"max_iter={ev.SVM_MAX_ITER})` on unscaled features.")
+
+
+def probe_sizes(P: Profile) -> tuple[int, int]:
+    """How many training codes (the first ``P.probe_train`` training digits, all when None) and
+    test codes the probe of profile ``P`` uses (:func:`probe_features`)."""
+    n_all = len(store.data(P).x_train)
+    n_train = n_all if P.probe_train is None else min(P.probe_train, n_all)
+    return n_train, len(store.test_x(P))
+
+
+def probe_data_sentence(n_train: int, n_test: int) -> str:
+    """The probe's data (:func:`probe_sizes`) against the paper's 60,000 and 10,000 codes."""
+    return (f"Probe data in this profile: **{n_train:,} training codes** for the cross-validation "
+            f"and the final fit, **{n_test:,} test codes** for the test accuracy "
+            "(the paper: 60,000 and 10,000).")
+
+
+def run_sentences(df: pd.DataFrame, csv_path: str | Path) -> str:
+    """What the run of :func:`table1` cost and where it went (Markdown): the wall time
+    (``df.attrs["seconds"]``), of which the raw pixels' probes (each probe counted once, summed
+    over seeds), and the CSV written; with one seed per paper model, a second paragraph saying
+    that no verdict of the chapter is decisive."""
+    once = df.drop_duplicates(["input", "dim", "C"])
+    raw_s = once[once.input == "raw"].seconds.sum()
+    out = (f"Table 1 computed in **{df.attrs['seconds']:.0f} s** (of which the probes of the raw "
+           f"pixels, {RAW_DIM} features, {raw_s:.0f} s); written to `{csv_path}` (one line per "
+           "seed in `table1_seeds.csv`).")
+    if int(df[df.row_kind == "paper"].n_seeds.max()) == 1:
+        out += ("\n\n**One seed per model in this profile:** the SD over seeds is unknown (empty), "
+                "and no verdict of this chapter is decisive (the paper profile trains three).")
+    return out
 
 
 def _reproduction_sentence(d: pd.DataFrame, protocol: str) -> str:
@@ -382,6 +465,13 @@ def table1_findings(df: pd.DataFrame) -> dict[str, list[str]]:
     return out
 
 
+def row_verdicts(df: pd.DataFrame) -> str:
+    """Chapter 08's verdict, row by row (a Markdown list): :func:`table1_findings`' reproduction,
+    as-run and ranking sentences, in that order (the modern option has its own section)."""
+    f = table1_findings(df)
+    return bullets(f["reproduction"] + f["as_run"] + f["ranking"])
+
+
 # ------------------------------------------------------------------- modern option ----
 def modern_comparison(P: Profile, table: pd.DataFrame) -> pd.DataFrame:
     """The 'modern option' of chapter 08: for each kind of :data:`MODERN_KINDS` at dim z
@@ -417,6 +507,24 @@ def modern_comparison(P: Profile, table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+MODERN_NAMES = {"test_elbo": "test ELBO", "test_bce": "test BCE", "test_kl_z": "KL(z)",
+                "active_z": "active dims", "test_paper_c": "acc. paper-C", "c_paper": "C",
+                "test_common_c": "acc. common-C", "c_common": "common C", "test_zu": "acc. z+u",
+                "paper_test": "paper's acc."}
+"""Column headings of the modern option's table: short, so that it fits the page's column."""
+
+OPTIMIZER_NAMES = {"adadelta": "Adadelta (paper's)", "adam": "Adam (modern)"}
+"""How the modern option's table names each optimiser (saying which one is the paper's)."""
+
+
+def modern_view(df: pd.DataFrame) -> Styler:
+    """:func:`modern_comparison` as chapter 08 shows it: one row per model and optimiser
+    (:data:`OPTIMIZER_NAMES`), the headings of :data:`MODERN_NAMES`, two decimals, blanks for
+    missing values."""
+    view = df.assign(optimizer=df.optimizer.map(OPTIMIZER_NAMES)).rename(columns=MODERN_NAMES)
+    return view.set_index(["model", "optimizer"]).style.format(precision=2, na_rep="")
+
+
 def modern_findings(df: pd.DataFrame) -> list[str]:
     """Markdown sentences comparing the Adadelta and Adam runs of :func:`modern_comparison`."""
     out = []
@@ -440,4 +548,7 @@ def modern_findings(df: pd.DataFrame) -> list[str]:
 __all__ = ["PAPER_TABLE1", "TABLE1_COLUMNS", "SEED_COLUMNS", "AS_RUN", "PROTOCOLS", "REPRODUCE_SDS",
            "probe_rows", "seed_table",
            "probe_features", "common_c", "table1", "table1_view", "common_c_sentence",
-           "table1_findings", "modern_comparison", "modern_findings"]
+           "table1_findings", "modern_comparison", "modern_findings", "VIEW_FORMATS",
+           "VERDICT_COLOURS", "MODERN_NAMES", "OPTIMIZER_NAMES", "main_view", "details_view",
+           "seeds_view", "svm_sentence", "probe_sizes", "probe_data_sentence", "run_sentences",
+           "row_verdicts", "modern_view"]

@@ -10,8 +10,10 @@ Written to ``results/<profile>/likelihood.csv``. Units: per-digit nats.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,8 +23,11 @@ from scipy.special import logsumexp
 from ..config import Config
 from ..io import write_csv
 from ..priors import kl_std_normal
-from ..profiles import Profile
+from ..profiles import Profile, resolve
 from . import registry, store
+
+if TYPE_CHECKING:  # pandas imports its Styler (and jinja2) only when a table is styled
+    from pandas.io.formats.style import Styler
 
 LIKELIHOOD_COLUMNS = ["model", "prior", "dim_z", "dim_u", "k", "n", "log_likelihood", "elbo", "gap",
                       "se_gap", "kl_z", "kl_u", "kl", "gap_over_kl", "corr_gap_kl", "label", "seed"]
@@ -101,7 +106,9 @@ def likelihood_table(P: Profile, *, configs: Iterable[Config] | None = None, wri
     (sample standard deviation over the digits, over sqrt(n)), mean ``kl_z``, ``kl_u``, ``kl``
     (= KL(q || prior) of all the latents integrated out), ``gap_over_kl`` (ratio of the means)
     and ``corr_gap_kl`` (Pearson correlation over digits). The paper claims gap ~ KL(q(z|x) ||
-    p(z)). Written to ``likelihood.csv`` when ``write``."""
+    p(z)). Written to ``likelihood.csv`` when ``write``. ``attrs["seconds"]``: the wall time of
+    the call."""
+    t0 = time.perf_counter()
     configs = registry.likelihood_models(P) if configs is None else list(configs)
     rows = []
     for cfg in configs:
@@ -117,7 +124,34 @@ def likelihood_table(P: Profile, *, configs: Iterable[Config] | None = None, wri
     df = pd.DataFrame(rows, columns=LIKELIHOOD_COLUMNS)
     if write:
         write_csv(df, Path(out_dir or P.results_dir()) / "likelihood.csv")
+    df.attrs["seconds"] = time.perf_counter() - t0
     return df
+
+
+def sampling_sentence(P: Profile) -> str:
+    """How many draws and test digits the importance sampling of profile ``P`` uses, against the
+    paper profile's (Markdown)."""
+    full = resolve("paper")
+    return (f"Importance sampling in this profile: **k = {P.ll_k}** draws per digit on the first "
+            f"**{P.ll_n}** test digits (the *paper* profile uses k = {full.ll_k} on {full.ll_n}).")
+
+
+def time_sentence(df: pd.DataFrame) -> str:
+    """How long :func:`likelihood_table` took (``df.attrs["seconds"]``)."""
+    return f"Computed in {df.attrs['seconds']:.0f} s."
+
+
+VIEW_COLUMNS = ["label", "dim_u", "log_likelihood", "elbo", "gap", "se_gap", "kl_z", "kl_u", "kl",
+                "gap_over_kl", "corr_gap_kl"]
+"""The columns of ``likelihood.csv`` chapter 10 shows (the rest, ``k``, ``n`` and the model's
+identity, are said in the text or in the label)."""
+
+
+def likelihood_view(df: pd.DataFrame) -> Styler:
+    """:func:`likelihood_table` as chapter 10 shows it: :data:`VIEW_COLUMNS` indexed by label,
+    nats with two decimals, the ratio gap / KL with three (it is compared with 1)."""
+    fmt = {c: "{:.2f}" for c in VIEW_COLUMNS[2:]} | {"gap_over_kl": "{:.3f}"}
+    return df[VIEW_COLUMNS].set_index("label").style.format(fmt)
 
 
 def likelihood_findings(df: pd.DataFrame) -> list[str]:
@@ -149,5 +183,26 @@ def digits_and_curves(P: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
     return digits, curves
 
 
+def last_rise(curves: pd.DataFrame) -> pd.Series:
+    """Per model label (in order of appearance), how much the mean log-likelihood estimate of
+    ``curves`` (:func:`likelihood_vs_k` frames, concatenated) rises between its two largest
+    ``k`` (nats; NaN for a model with one ``k``)."""
+    return pd.Series({label: g.sort_values("k").log_likelihood.diff().iloc[-1]
+                      for label, g in curves.groupby("label", sort=False)}, dtype=float)
+
+
+def rise_sentence(curves: pd.DataFrame) -> str:
+    """The rise of each model's estimate between the two largest ``k`` of ``curves``
+    (:func:`last_rise`; Markdown): a rise well above zero says the measured gap is still
+    growing with ``k``. Empty when ``curves`` has one ``k`` only."""
+    ks = sorted(set(curves.k))
+    if len(ks) < 2:
+        return ""
+    return (f"Rise of the estimate between k = {ks[-2]} and k = {ks[-1]}: " + ", ".join(
+        f"{name} {v:+.2f} nats" for name, v in last_rise(curves).items()) + ".")
+
+
 __all__ = ["LIKELIHOOD_COLUMNS", "log_weights", "log_mean_weight", "likelihood_digits",
-           "likelihood_vs_k", "likelihood_table", "likelihood_findings", "digits_and_curves"]
+           "likelihood_vs_k", "likelihood_table", "likelihood_findings", "digits_and_curves",
+           "sampling_sentence", "time_sentence", "VIEW_COLUMNS", "likelihood_view", "last_rise",
+           "rise_sentence"]

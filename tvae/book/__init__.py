@@ -4,13 +4,15 @@
   written), their display names and colours;
 - :mod:`tvae.book.store`: the one accessor for a profile's data and trained models, and the
   one in-process memory (:func:`~tvae.book.store.remember`, :func:`~tvae.book.store.forget`);
-- one module per chapter with computations: :mod:`~tvae.book.training` (04),
+- one module per chapter with computations: :mod:`~tvae.book.background` (02),
+  :mod:`~tvae.book.architectures` (03), :mod:`~tvae.book.training` (04),
   :mod:`~tvae.book.latent_dimension` (05), :mod:`~tvae.book.reconstructions` (06),
   :mod:`~tvae.book.generation` (07), :mod:`~tvae.book.table1` (08),
   :mod:`~tvae.book.pose_priors` (09), :mod:`~tvae.book.variational_gap` (10),
   :mod:`~tvae.book.local_optima` (11), :mod:`~tvae.book.latent_map` (11, the 2-d latent map's
-  page), :mod:`~tvae.book.rotated` (12), :mod:`~tvae.book.discussion` (14, the verdicts on the
-  paper's claims);
+  page), :mod:`~tvae.book.rotated` (12), :mod:`~tvae.book.explorer_chapter` (13, putting
+  :mod:`tvae.explorer` to work), :mod:`~tvae.book.discussion` (14, the verdicts on the paper's
+  claims);
 - :mod:`tvae.book.text`: number formatting shared by the sentences.
 
 The seed rule of every verdict is in :mod:`tvae.book.seed_rule`, plots in :mod:`tvae.figures`,

@@ -12,7 +12,8 @@ Two front ends share one description of each model (:class:`ExplorerModel`):
 The modules, each importable on its own, everything importable from ``tvae.explorer``:
 
 - :mod:`tvae.explorer.pose`: the pose sliders in meaningful terms (:class:`PoseSpec`: affine
-  rotation, scales, shear and shift; TPS principal modes), :func:`prepare`, :func:`decode_pair`;
+  rotation, scales, shear and shift; TPS principal modes), :func:`prepare`, :func:`decode_pair`,
+  :func:`pose_table`;
 - :mod:`tvae.explorer.traversals`: ``z`` and pose sweeps, their ink geometry and figure;
 - :mod:`tvae.explorer.export`: the static explorer's files (weights, manifest, HTML);
 - :mod:`tvae.explorer.numpy_decoder`: :func:`numpy_decode`, the exported decoder in numpy, the
@@ -60,6 +61,7 @@ from .pose import (
                    matrix_from_affine_params,
                    pixels_per_unit,
                    pose_spec,
+                   pose_table,
                    prepare,
 )
 from .traversals import (
@@ -72,8 +74,8 @@ from .traversals import (
 )
 from .widget import Z_RANGE, Explorer, png_bytes, show
 
-__all__ = ["ExplorerModel", "PoseSpec", "Explorer", "show", "prepare", "pose_spec", "decode_pair",
-           "z_traversal", "pose_traversal", "plot_traversals", "export_model", "export_arrays",
+__all__ = ["ExplorerModel", "PoseSpec", "Explorer", "show", "prepare", "pose_spec", "pose_table",
+           "decode_pair", "z_traversal", "pose_traversal", "plot_traversals", "export_model", "export_arrays",
            "numpy_decode", "model_js", "read_model_js", "write_static", "static_html",
            "standalone_page", "affine_params_from_matrix", "matrix_from_affine_params", "png_bytes",
            "summary_frame", "image_geometry", "traversal_geometry",

@@ -18,7 +18,7 @@ Pose sliders are in meaningful terms:
 
 :class:`PoseSpec` holds one model's sliders, :class:`ExplorerModel` a model with its
 :class:`PoseSpec` (:func:`prepare` wraps trained models), :func:`decode_pair` draws the upright
-``y'`` and the output ``x'`` of a code.
+``y'`` and the output ``x'`` of a code, :func:`pose_table` lists every model's sliders.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
@@ -264,6 +265,26 @@ def prepare(models: dict[str, VAE] | list[VAE], x_train: Tensor, n_pose: int = 1
         label = LABELS.get(name, LABELS.get(m.config.model, name))
         out[name] = ExplorerModel(name, label, m, pose_spec(m, x_train[:n_pose].cpu()))
     return out
+
+
+def pose_table(models: dict[str, ExplorerModel]) -> pd.DataFrame:
+    """Every pose slider of ``models``, one row per model and slider (index ``model``, ``slider``;
+    the slider's name with its unit): ``at the mean pose`` (the slider's value at ``u_mean``) and
+    ``SD over training digits`` (slider units); for a TPS, whose sliders are in standard
+    deviations along the principal modes (0 and 1 by construction), also ``share of pose
+    variance`` of each mode (NaN for affine sliders). The VAE has no rows."""
+    rows = []
+    for em in models.values():
+        spec = em.pose
+        if spec.kind == "affine":
+            for name, unit, c, sd in zip(spec.names, spec.units, spec.centre, spec.sd, strict=True):
+                rows.append({"model": em.label, "slider": name + (f" ({unit})" if unit else ""),
+                             "at the mean pose": c, "SD over training digits": sd})
+        elif spec.kind == "tps":
+            for i, name in enumerate(spec.names):
+                rows.append({"model": em.label, "slider": name, "at the mean pose": 0.0,
+                             "SD over training digits": 1.0, "share of pose variance": spec.explained[i]})
+    return pd.DataFrame(rows).set_index(["model", "slider"])
 
 
 # ---------------------------------------------------------------------- decoding ----

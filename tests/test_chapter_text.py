@@ -50,6 +50,34 @@ def test_measurement_note_counts_and_warns():
     assert "**One seed per point in this profile:**" in one
 
 
+def test_measurement_note_reads_the_time_recon_vs_dim_took():
+    df = _recon(2)
+    df.attrs["seconds"] = 7.0
+    assert "in 7.0 s." in ld.measurement_note(df) and "in 2.0 s." in ld.measurement_note(df, 2.0)
+    with pytest.raises(KeyError):
+        ld.measurement_note(_recon(2))                 # no time given, none recorded
+
+
+def test_seed_table_heading_names_the_metric_and_the_seeds():
+    s = ld.recon_summary(_recon(3))
+    name = ld.METRIC_NAMES["bce_mean_best"]
+    assert ld.seed_table_heading(s, "bce_mean_best") == f"**{name}** (3 seed(s) per point):"
+
+
+def test_denoising_section_with_and_without_the_table():
+    none = D.denoising_section(None)
+    assert len(none) == 1 and "has not written `denoising.csv`" in none[0].data
+    den = pd.DataFrame({"noise": ["clean", "clean", "gaussian", "gaussian", "gaussian", "gaussian"],
+                        "level": [0.0, 0.0, 0.2, 0.2, 0.5, 0.5],
+                        "model": ["VAE", "Affine-TVAE", "VAE", "Affine-TVAE", "VAE", "Affine-TVAE"],
+                        "bce": [90.0, 85.0, 110.0, 100.0, 150.0, 160.0]})
+    intro, table, evidence = D.denoising_section(den)
+    assert intro.data.startswith("BCE of the reconstruction") and "nats per digit" in intro.data
+    pd.testing.assert_frame_equal(table.data, D.denoising_view(den))
+    assert ">110.0<" in table.to_html() and ">110.00<" not in table.to_html()   # one decimal
+    assert all(x["evidence"] in evidence.data for x in D.denoising_verdicts(den))
+
+
 def test_seed_mean_view_and_caption():
     s = ld.recon_summary(_recon(2))
     view = ld.seed_mean_view(s, "bce_mean_best")

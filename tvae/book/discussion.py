@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown
 from pandas.io.formats.style import Styler
 
 from ..io import read_csv
@@ -37,8 +38,8 @@ from .seed_rule import (
     within_spread,
 )
 from .table1 import PAPER_TABLE1, PROTOCOLS, table1, table1_findings
+from .text import bullets, signed
 from .text import pm as _pm
-from .text import signed
 from .variational_gap import likelihood_table
 
 
@@ -466,6 +467,20 @@ def likelihood_view(lk: pd.DataFrame) -> pd.DataFrame:
     """Chapter 10's likelihood table as chapter 14 shows it (:data:`LIKELIHOOD_SHOWN`)."""
     return (lk.set_index("label")[list(LIKELIHOOD_SHOWN)].rename(columns=LIKELIHOOD_SHOWN)
             .rename_axis("model"))
+
+
+def denoising_section(den: pd.DataFrame | None) -> list:
+    """What chapter 14 shows on denoising, in order, for ``display(*...)``: the introductory
+    line (Markdown), the table (:func:`denoising_view`, one decimal) and the evidence of
+    :func:`denoising_verdicts` as bullets; only a line saying so when chapter 06 wrote no
+    ``denoising.csv`` (``den`` None)."""
+    if den is None:
+        return [Markdown("Chapter 06 has not written `denoising.csv` under this profile, so there "
+                         "is no denoising table to discuss here.")]
+    return [Markdown("BCE of the reconstruction of a corrupted test digit against the clean one, "
+                     "nats per digit:"),
+            denoising_view(den).style.format(precision=1),
+            Markdown(bullets(x["evidence"] for x in denoising_verdicts(den)))]
 
 
 def denoising_view(den: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ Written to ``results/<profile>/recon_vs_dim.csv``. Units: errors and ELBOs are p
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -110,12 +111,16 @@ def recon_vs_dim(P: Profile, *, write: bool = True, out_dir: str | Path | None =
     (:func:`tvae.book.store.test_x`). Extra columns: ``test_elbo``, ``test_kl_u``,
     ``latent_total`` (dim z + dim u), ``n_test``, ``train_size``, ``epochs``, ``label``.
     Written to ``<out_dir or P.results_dir()>/recon_vs_dim.csv`` when ``write``.
+    ``attrs["seconds"]``: the wall time of the call (loading or training the models included;
+    not written to the CSV).
     """
+    t0 = time.perf_counter()
     x = store.test_x(P)
     rows = [_run_row(P, cfg, x) for cfg in registry.exp1_models(P)]
     df = pd.DataFrame(rows)
     if write:
         write_csv(df, Path(out_dir or P.results_dir()) / "recon_vs_dim.csv")
+    df.attrs["seconds"] = time.perf_counter() - t0
     return df
 
 
@@ -235,10 +240,18 @@ def recon_findings(df: pd.DataFrame, col: str | None = None) -> list[str]:
 
 
 # ------------------------------------------------------------- the chapter's text ----
-def measurement_note(df: pd.DataFrame, seconds: float) -> str:
+def seed_table_heading(s: pd.DataFrame, col: str) -> str:
+    """The Markdown line above a table of :func:`seed_mean_view`: which error it shows and on
+    how many seeds per point (``s``: :func:`recon_summary`; ``col``: :func:`main_metric`)."""
+    return f"**{METRIC_NAMES[col]}** ({int(s.n_seeds.min())} seed(s) per point):"
+
+
+def measurement_note(df: pd.DataFrame, seconds: float | None = None) -> str:
     """Markdown under the measurement of chapter 05: how many models were evaluated on how
-    many digits in how long (``seconds``), and the notes a reader needs when the best-epoch
-    metric is missing (models trained before it was logged) or the profile has one seed."""
+    many digits in how long (``seconds``, default :func:`recon_vs_dim`'s ``attrs["seconds"]``),
+    and the notes a reader needs when the best-epoch metric is missing (models trained before
+    it was logged) or the profile has one seed."""
+    seconds = df.attrs["seconds"] if seconds is None else seconds
     s = recon_summary(df)
     n_seeds, n_test = int(s.n_seeds.min()), int(df.n_test.iloc[0])
     out = [f"{len(df)} models ({len(s)} points x {n_seeds} seed(s)) evaluated on "

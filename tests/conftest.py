@@ -58,6 +58,23 @@ def tiny_mnist_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def tiny_profile(tiny_mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A factory of profiles on the synthetic 200/50 MNIST of :func:`tiny_mnist_root`: 1 epoch,
+    dim z 2, Table 1 at dim 8, 40 test digits, one seed, the CPU, a private model cache (the
+    store's memory cleared before and after); keyword arguments override any field."""
+    from tvae.book import store
+    from tvae.profiles import Profile
+
+    monkeypatch.setenv("TVAE_CACHE", str(tmp_path / "cache"))
+    store.forget()
+    base = dict(train_size=None, epochs=1, zdims=(2,), probe_dims=(8,), test_size=40,
+                probe_train=180, ll_k=6, ll_n=12, seeds=(0,), rot_epochs=1, device="cpu",
+                data_dir=str(tiny_mnist_root))
+    yield lambda **overrides: Profile("tiny", **{**base, **overrides})
+    store.forget()
+
+
 # ------------------------------------------------- engine tests (models, training) ----
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread_in_training() -> None:

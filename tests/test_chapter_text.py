@@ -5,7 +5,6 @@ constructed table, or, for the ablation's CSV, against the models' own numbers o
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -196,14 +195,9 @@ def test_init_answer_follows_the_seed_rule():
 
 
 @pytest.fixture
-def tiny(tiny_mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Profile:
-    """The synthetic 200/50 MNIST, 1 epoch, a private model cache."""
-    monkeypatch.setenv("TVAE_CACHE", str(tmp_path / "cache"))
-    store.forget()
-    yield Profile("tiny", train_size=None, epochs=1, zdims=(2,), probe_dims=(8,), test_size=40,
-                  probe_train=180, ll_k=6, ll_n=12, seeds=(0,), rot_epochs=1, device="cpu",
-                  data_dir=str(tiny_mnist_root))
-    store.forget()
+def tiny(tiny_profile) -> Profile:
+    """The synthetic 200/50 MNIST, 1 epoch, a private model cache (conftest's tiny_profile)."""
+    return tiny_profile()
 
 
 def test_init_ablation_on_tiny_data(tiny, tmp_path):

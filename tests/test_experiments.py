@@ -233,14 +233,9 @@ def test_table1_plot_marks_every_paper_row_without_labels():
 
 # ------------------------------------------------------------ experiments on tiny data ----
 @pytest.fixture
-def tiny(tiny_mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Profile:
-    """A profile on the synthetic 200/50 MNIST, 1 epoch, a private model cache."""
-    monkeypatch.setenv("TVAE_CACHE", str(tmp_path / "cache"))
-    store.forget()
-    yield Profile("tiny", train_size=None, epochs=1, zdims=(2, 4), probe_dims=(8,), test_size=40,
-                  probe_train=180, ll_k=6, ll_n=12, seeds=(0,), rot_epochs=1, device="cpu",
-                  data_dir=str(tiny_mnist_root))
-    store.forget()
+def tiny(tiny_profile) -> Profile:
+    """A profile on the synthetic 200/50 MNIST, 1 epoch, dims z 2 and 4, a private model cache."""
+    return tiny_profile(zdims=(2, 4))
 
 
 def test_recon_vs_dim_on_tiny_data(tiny, tmp_path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,6 @@ from tvae import build_model
 from tvae.book import discussion as D
 from tvae.book import latent_dimension as ld
 from tvae.book import registry as R
-from tvae.book import store
 from tvae.book import table1 as T1
 from tvae.profiles import Profile
 from tvae.train import run_summary
@@ -209,14 +207,9 @@ def test_recon_verdicts_use_the_seed_spread():
 
 # ----------------------------------------------------------------- CSVs on tiny data ----
 @pytest.fixture
-def tiny2(tiny_mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Profile:
+def tiny2(tiny_profile) -> Profile:
     """The synthetic 200/50 MNIST, 1 epoch, two seeds per point, a private model cache."""
-    monkeypatch.setenv("TVAE_CACHE", str(tmp_path / "cache"))
-    store.forget()
-    yield Profile("tiny", train_size=None, epochs=1, zdims=(2,), probe_dims=(8,), test_size=40,
-                  probe_train=180, ll_k=6, ll_n=12, seeds=(0,), rot_epochs=1, device="cpu",
-                  data_dir=str(tiny_mnist_root), n_seeds=2)
-    store.forget()
+    return tiny_profile(n_seeds=2)
 
 
 def test_csvs_with_two_seeds(tiny2, tmp_path):

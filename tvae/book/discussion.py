@@ -97,6 +97,11 @@ RECON_EXPERIMENT = "exp. 1 (ch. 05)"
 TABLE1_EXPERIMENT = "Table 1 (ch. 08)"
 """The ``experiment`` of the verdicts on Table 1 (:func:`table1_verdicts`)."""
 
+GENERATION_EXPERIMENT = "exp. 3 (ch. 07)"
+"""The ``experiment`` of the paper's generation claims, decided in chapter 07
+(:func:`tvae.book.generation.generation_verdicts`); its comparisons without a claim in the paper
+carry another ``experiment`` and stay in chapter 07."""
+
 
 def _seed_tail(one_seed: bool) -> str:
     """What ends a verdict's evidence: ``'; '`` + :data:`ONE_SEED` when it rests on one seed."""
@@ -338,15 +343,16 @@ def verdicts(recon: pd.DataFrame | None = None, table: pd.DataFrame | None = Non
     (:data:`REPRODUCED`, :data:`PARTLY`, :data:`NOT_REPRODUCED`, :data:`UNDECIDED`,
     :data:`UNTESTED`) and
     ``evidence`` (the numbers behind it). Tables that are None are skipped. ``generation``:
-    chapter 07's ``generation_verdicts.csv`` (decided there); its claims are appended, its
-    comparisons on which the paper makes no claim (other verdict words) are left to chapter 07."""
+    chapter 07's ``generation_verdicts.csv`` (decided there); its claims
+    (:data:`GENERATION_EXPERIMENT`) are appended, its comparisons on which the paper makes no
+    claim are left to chapter 07."""
     rows: list[dict] = []
     for frame, fn in ((recon, recon_verdicts), (table, table1_verdicts), (likelihood, likelihood_verdicts),
                       (denoising, denoising_verdicts)):
         if frame is not None:
             rows += fn(frame)
     if generation is not None:
-        claims = generation[generation.verdict.isin(VERDICT_COLOURS)]
+        claims = generation[generation.experiment == GENERATION_EXPERIMENT]
         rows += claims[["experiment", "claim", "verdict", "evidence"]].to_dict("records")
     return pd.DataFrame(rows, columns=["experiment", "claim", "verdict", "evidence"])
 

@@ -39,7 +39,14 @@ from ..io import write_csv
 from ..models import VAE
 from ..profiles import Profile
 from . import registry, store
-from .discussion import NOT_REPRODUCED, PARTLY, REPRODUCED, UNDECIDED, order_verdict
+from .discussion import (
+    GENERATION_EXPERIMENT,
+    NOT_REPRODUCED,
+    PARTLY,
+    REPRODUCED,
+    UNDECIDED,
+    order_verdict,
+)
 from .latent_dimension import seed_stats
 from .text import bullets
 
@@ -69,7 +76,9 @@ VERDICT_COLUMNS = ["experiment", "claim", "verdict", "evidence"]
 REAL = "real test digits"
 """Label of the real digits' row of the ink and entropy table."""
 
-EXPERIMENT = "exp. 3 (ch. 07)"
+EXPERIMENT = GENERATION_EXPERIMENT
+"""Experiment column of the paper's generation claims (chapter 14 takes these rows)."""
+
 QUESTION = "exp. 3 (ch. 07), no claim in the paper"
 """Experiment column of a comparison the paper shows without a stated verdict."""
 

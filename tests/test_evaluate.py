@@ -110,6 +110,27 @@ def test_pca_features_shapes_and_reconstruction_error_decreases(mnist300):
     assert errors[0] > 0
 
 
+def test_pca_test_centring_own_mean_against_numpy(mnist300):
+    """The original code's PCA test features: the test images centred on their own mean, then
+    projected on the training images' principal axes (numpy's SVD here, independent of
+    scikit-learn; each axis is defined up to its sign)."""
+    xtr = mnist300.x_train.double().numpy()
+    xte = mnist300.x_test[:200].double().numpy()
+    _, _, vt = np.linalg.svd(xtr - xtr.mean(0), full_matrices=False)
+    axes = vt[:8].T                                                          # (784, 8)
+    ftr, own = pca_features(xtr, xte, 8, test_mean="own")
+    _, clean = pca_features(xtr, xte, 8)                                     # the default: "train"
+    signs = np.sign((ftr * ((xtr - xtr.mean(0)) @ axes)).sum(0))             # align each axis
+    np.testing.assert_allclose(own, (xte - xte.mean(0)) @ axes * signs, atol=1e-8)
+    np.testing.assert_allclose(clean, (xte - xtr.mean(0)) @ axes * signs, atol=1e-8)
+    # the two centrings differ by the projected difference of the two means, the same for every digit
+    shift = (xtr.mean(0) - xte.mean(0)) @ axes * signs
+    assert np.abs(shift).max() > 1e-3
+    np.testing.assert_allclose(own - clean, np.broadcast_to(shift, own.shape), atol=1e-8)
+    with pytest.raises(ValueError, match="test centring"):
+        pca_features(xtr, xte, 8, test_mean="test")
+
+
 # ------------------------------------------------------------------------- noise ----
 @pytest.mark.parametrize("kind,level", [("gaussian", 0.3), ("salt-pepper", 0.2), ("occlusion", 0.25)])
 def test_add_noise_is_valid_and_seeded(kind, level):

@@ -367,6 +367,17 @@ def test_table1_on_tiny_data(tiny, tmp_path):
     want = ev.linear_probe(d.x_train[:180].double().numpy(), d.y_train[:180].numpy(),
                            d.x_test[:40].double().numpy(), d.y_test[:40].numpy(), 1.0)
     assert raw.test == pytest.approx(want["test"])
+    # the PCA rows: test images centred on their own mean under paper-C (as the original code
+    # did), on the training mean under common-C; the training features (CV) are the same
+    xtr, xte = d.x_train[:180].double().numpy(), d.x_test[:40].double().numpy()
+    ytr, yte = d.y_train[:180].numpy(), d.y_test[:40].numpy()
+    for protocol, centring in T1.PCA_TEST_MEAN.items():
+        pca = df[(df.input == "pca") & (df.dim == 8) & (df.protocol == protocol)].iloc[0]
+        ftr, fte = ev.pca_features(xtr, xte, 8, seed=tiny.seed, test_mean=centring)
+        want = ev.linear_probe(ftr, ytr, fte, yte, pca.C)
+        assert pca.pca_test_mean == centring
+        assert (pca.test, pca.cv_mean) == pytest.approx((want["test"], want["cv_mean"]))
+    assert set(df[df.input != "pca"].pca_test_mean.fillna("")) == {""}
     # codes are the models' posterior means
     ftr, _, fte, _ = T1.probe_features(tiny, T1.probe_rows(tiny, kinds=("vae",), modern=False)[2])
     model, _ = store.trained(tiny, tiny.config("vae", 8))

@@ -128,10 +128,23 @@ def add_noise(x: Tensor, kind: str, level: float, seed: int = 0) -> Tensor:
 
 
 # ---------------------------------------------------------------------- linear probe ----
-def pca_features(train_images: np.ndarray, test_images: np.ndarray, dim: int, seed: int = 0
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """PCA with ``dim`` components fitted on the training images; both splits projected."""
+PCA_TEST_MEANS = ("train", "own")
+"""How :func:`pca_features` centres the test images before projecting them: ``train``, on the
+training images' mean (scikit-learn's ``PCA.transform``: the clean choice, no statistic of the
+test set used); ``own``, on the test images' own mean, as the original code did for Table 1
+(PAPER.md, "What the original code did"). The training images are always centred on their mean."""
+
+
+def pca_features(train_images: np.ndarray, test_images: np.ndarray, dim: int, seed: int = 0,
+                 test_mean: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """PCA with ``dim`` components fitted on the training images ``(n, 784)``; both splits
+    projected on the components: ``((n, dim), (m, dim))``. The test images ``(m, 784)`` are
+    centred as ``test_mean`` says (one of :data:`PCA_TEST_MEANS`)."""
+    if test_mean not in PCA_TEST_MEANS:
+        raise ValueError(f"unknown PCA test centring {test_mean!r}; use one of {PCA_TEST_MEANS}")
     pca = PCA(n_components=dim, svd_solver="full", random_state=seed).fit(train_images)
+    if test_mean == "own":
+        return pca.transform(train_images), (test_images - test_images.mean(0)) @ pca.components_.T
     return pca.transform(train_images), pca.transform(test_images)
 
 

@@ -25,9 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import check_fields
 from .data import batch_indices
 from .errors import CheckpointError, ConfigError
-from .io import FORMAT_VERSION, read_checkpoint, save_checkpoint
+from .io import FORMAT_VERSION, load_weights, read_checkpoint, save_checkpoint
 from .runtime import configure_threads, select_device
 
 CLASSIFIER_VERSION = 1
@@ -107,11 +108,7 @@ class ClassifierConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ClassifierConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown classifier config field(s) {sorted(unknown)}; known "
-                              f"fields: {sorted(known)}")
+        check_fields(cls, d, "classifier config")
         return cls(**d)
 
     def key(self) -> str:
@@ -245,12 +242,8 @@ def load_classifier(path: str | Path, device: str | torch.device | None = "cpu"
         raise CheckpointError(f"{path} is not a classifier checkpoint; pass one written by "
                               "tvae.cache.get_classifier")
     net = Classifier(ClassifierConfig.from_dict(state["config"])).to(dev)
-    try:
-        net.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as e:
-        raise CheckpointError(f"classifier checkpoint {path} does not match this tvae's "
-                              f"classifier ({type(e).__name__}); delete it to retrain") from e
-    net.eval()
+    load_weights(net, state, f"classifier checkpoint {path} does not match this tvae's classifier; "
+                 "delete it to retrain")
     return net, state
 
 

@@ -43,6 +43,15 @@ earlier version) lacks: what the code then did. :meth:`Config.from_dict` fills t
 old checkpoint is rebuilt as it was trained."""
 
 
+def check_fields(cls: type, d: dict, what: str) -> None:
+    """Refuse a dict (a checkpoint's ``config``) with fields the dataclass ``cls`` lacks: one
+    :class:`ConfigError` naming them and the known ones (``what``: how the message names it)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ConfigError(f"unknown {what} field(s) {sorted(unknown)}; known fields: {sorted(known)}")
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything that determines a trained model (with the data's identity and the seed)."""
@@ -124,10 +133,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown config field(s) {sorted(unknown)}; known fields: {sorted(known)}")
+        check_fields(cls, d, "config")
         return cls(**{**LEGACY_DEFAULTS, **d})
 
     def replace(self, **changes) -> Config:

@@ -74,6 +74,21 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+def load_weights(module: torch.nn.Module, state: dict, mismatch: str) -> torch.nn.Module:
+    """Load a checkpoint's weights (``state["model"]``) into ``module`` and put it in eval mode.
+    Missing or mismatched weights are a :class:`CheckpointError`: ``mismatch`` (what does not
+    match, then the fix, separated by ``'; '``) with the cause (the error's first two lines: for
+    ``load_state_dict``, its title and the first mismatched key) inserted before the fix."""
+    try:
+        module.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as e:
+        what, _, fix = mismatch.partition("; ")
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()][:2]   # the title, then the
+        cause = type(e).__name__ + (": " + " ".join(lines) if lines else "")   # first detail
+        raise CheckpointError(f"{what} ({cause}); {fix}") from e
+    return module.eval()
+
+
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load and check a checkpoint dict; :class:`CheckpointError` if missing, unreadable or of
     an unknown format version."""

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from .config import Config
 from .errors import CheckpointError, ConfigError, TrainingError
-from .io import FORMAT_VERSION, read_checkpoint, save_checkpoint
+from .io import FORMAT_VERSION, load_weights, read_checkpoint, save_checkpoint
 from .models import VAE, build_model, log_bernoulli
 from .optim import FlatAdadelta, FlatParameters, TorchOptimizer
 from .runtime import configure_threads, select_device
@@ -133,12 +133,8 @@ def load_model(path: str | Path, device: str | torch.device | None = "cpu") -> t
     state = read_checkpoint(path, dev)
     config = Config.from_dict(state["config"])
     model = build_model(config).to(dev)
-    try:
-        model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as e:
-        raise CheckpointError(f"checkpoint {path} does not match the {config.model} model of this tvae "
-                              f"({type(e).__name__}: {str(e).splitlines()[0]}); retrain it") from e
-    model.eval()
+    load_weights(model, state, f"checkpoint {path} does not match the {config.model} model of this "
+                 "tvae; retrain it")
     return model, state
 
 

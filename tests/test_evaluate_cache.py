@@ -69,3 +69,19 @@ def test_common_c_scores_are_cached_and_unchanged(problem, cache):
     expected = {c: float(np.mean([ev.cv_accuracy(f, y, c, folds=3).mean() for f in (x, noise)]))
                 for c in (0.1, 1.0)}
     assert first[1] == expected
+
+
+def test_cached_test_accuracy_is_one_fit_and_is_reused(problem, cache, monkeypatch):
+    """Table 1's z+u column: the test accuracy of one fit on all the training features (as the
+    probe's final fit), cached like the probes."""
+    want = ev.make_svm(0.5).fit(problem[0], problem[1]).score(problem[2], problem[3]) * 100
+    assert ev.cached_test_accuracy(*problem, c=0.5) == pytest.approx(want)
+    assert ev.cached_test_accuracy(*problem, c=0.5) == ev.linear_probe(*problem, c=0.5, folds=3)["test"]
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(ev, "make_svm", boom)
+    assert ev.cached_test_accuracy(*problem, c=0.5) == pytest.approx(want)     # from disk
+    with pytest.raises(AssertionError, match="recomputed"):                    # another C
+        ev.cached_test_accuracy(*problem, c=2.0)

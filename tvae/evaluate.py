@@ -253,6 +253,19 @@ def cached_linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.nda
                         lambda: linear_probe(train_x, train_y, test_x, test_y, c, folds, max_iter))
 
 
+def cached_test_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                         test_y: np.ndarray, c: float, max_iter: int = SVM_MAX_ITER) -> float:
+    """Test accuracy (%) of one ``LinearSVC(C=c)`` fit on all the training features (no
+    cross-validation: Table 1's z+u column), through :func:`cached_probe`."""
+    def fit() -> dict:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return {"test": float(make_svm(c, max_iter).fit(train_x, train_y).score(test_x, test_y) * 100)}
+
+    return cached_probe("fit", [train_x, train_y, test_x, test_y],
+                        {"c": float(c), "max_iter": max_iter}, fit)["test"]
+
+
 def choose_common_c(feature_sets: list[np.ndarray], y: np.ndarray, grid=C_GRID,
                     folds: int = 3, max_samples: int = 10000, seed: int = 0) -> tuple[float, dict]:
     """One C for every row: the C of ``grid`` with the best mean CV accuracy over all feature

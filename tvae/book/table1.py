@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.exceptions import ConvergenceWarning
 
 from .. import evaluate as ev
 from ..io import write_csv
@@ -176,10 +174,7 @@ def _probe(P: Profile, row: dict, c: float, pca_test_mean: str = "train") -> dic
     t0 = time.perf_counter()
     res = ev.cached_linear_probe(*probe_features(P, row, pca_test_mean=pca_test_mean), c)
     if row["config"] is not None and row["config"].udim > 0:
-        ftr, ytr, fte, yte = probe_features(P, row, with_pose=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            res["test_zu"] = float(ev.make_svm(c).fit(ftr, ytr).score(fte, yte) * 100)
+        res["test_zu"] = ev.cached_test_accuracy(*probe_features(P, row, with_pose=True), c)
     res["seconds"] = time.perf_counter() - t0
     return res
 

@@ -337,7 +337,7 @@ def test_results_name_separates_overrides(tmp_path):
     assert D.read_result(tvae.resolve("smoke"), "x", root=tmp_path) is None   # not the override's
 
 
-def test_table1_on_tiny_data(tiny, tmp_path):
+def test_table1_on_tiny_data(tiny, tmp_path, monkeypatch):
     df = T1.table1(tiny, kinds=("vae", "affine-tvae"), out_dir=tmp_path)
     once = df.drop_duplicates(["input", "dim", "C"])   # each probe once: the wall time covers them
     assert df.attrs["seconds"] >= once.seconds.sum() > 0
@@ -383,9 +383,11 @@ def test_table1_on_tiny_data(tiny, tmp_path):
     model, _ = store.trained(tiny, tiny.config("vae", 8))
     np.testing.assert_allclose(fte, model.encode(d.x_test[:40]).mu_z.double().detach().numpy(), rtol=1e-6)
     assert ftr.shape == (180, 8)
-    # deterministic: recomputed from scratch (features and probes), the same numbers
+    # deterministic: recomputed from scratch (features, and the probes in two worker processes
+    # with the probe cache off), the same numbers
     store.forget()
-    again = T1.table1(tiny, kinds=("vae", "affine-tvae"), write=False)
+    monkeypatch.setenv("TVAE_PROBE_CACHE", "0")
+    again = T1.table1(tiny, kinds=("vae", "affine-tvae"), write=False, jobs=2)
     pd.testing.assert_frame_equal(again.drop(columns="seconds"), df.drop(columns="seconds"))
     back = pd.read_csv(tmp_path / "table1.csv")
     np.testing.assert_allclose(back.test, df.test)

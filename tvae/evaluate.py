@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -193,8 +194,9 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
 
 
 # ------------------------------------------------------------------ probe result cache ----
-PROBE_CACHE_VERSION = 1
-"""Version of what a cached probe result means (bump it if the probe's protocol changes)."""
+PROBE_CACHE_VERSION = 2
+"""Version of what a cached probe result means (bump it if the probe's protocol changes; 2: the
+key no longer hashes numpy's global random state, see :func:`_digest`)."""
 
 
 def probe_cache_dir() -> Path:
@@ -206,7 +208,11 @@ def probe_cache_dir() -> Path:
 
 def _digest(arrays: list[np.ndarray], params: dict) -> str:
     """sha256 of the arrays' dtypes, shapes and bytes, the parameters, the protocol's
-    constants, scikit-learn's version and numpy's global random state."""
+    constants and scikit-learn's version. Nothing of the process: every probe is deterministic
+    (``LinearSVC(random_state=0)``, unshuffled folds, seeded subsamples), so a result written by
+    one process (a chapter, a worker of :func:`run_probes`) is found by the next. (Version 1
+    of the key also hashed numpy's global random state, which numpy seeds afresh in every
+    process, so no entry was ever found by another process.)"""
     import sklearn
 
     h = hashlib.sha256()
@@ -214,11 +220,8 @@ def _digest(arrays: list[np.ndarray], params: dict) -> str:
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.view(np.uint8).reshape(-1))
-    rng = np.random.get_state()
     h.update(json.dumps({**params, "sklearn": sklearn.__version__, "dual": SVM_DUAL,
-                         "version": PROBE_CACHE_VERSION, "np_rng": [rng[0], int(rng[2])]},
-                        sort_keys=True, default=str).encode())
-    h.update(np.asarray(rng[1]).tobytes())
+                         "version": PROBE_CACHE_VERSION}, sort_keys=True, default=str).encode())
     return h.hexdigest()[:32]
 
 
@@ -227,7 +230,7 @@ def cached_probe(what: str, arrays: list[np.ndarray], params: dict, compute: Cal
     """``compute()`` (a dict of JSON numbers and booleans), cached on disk under
     :func:`probe_cache_dir` by the content of ``arrays`` (the features and labels: the data's
     identity at the level that matters), ``params`` (C, folds, iteration limit), the solver
-    choice, scikit-learn's version and numpy's global random state. ``$TVAE_PROBE_CACHE=0``
+    choice and scikit-learn's version (:func:`_digest`). ``$TVAE_PROBE_CACHE=0``
     turns the cache off. Entries are written atomically (temporary file, rename)."""
     if os.environ.get("TVAE_PROBE_CACHE", "1") == "0":
         return compute()
@@ -264,6 +267,35 @@ def cached_test_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.nd
 
     return cached_probe("fit", [train_x, train_y, test_x, test_y],
                         {"c": float(c), "max_iter": max_iter}, fit)["test"]
+
+
+def probe(arrays: tuple, arrays_zu: tuple | None, c: float) -> dict:
+    """One probe: :func:`tvae.evaluate.linear_probe`'s numbers on ``arrays`` (train features,
+    train labels, test features, test labels), ``test_zu`` (the same on z and u together, pose
+    models) and ``seconds``. Runs here or in a worker process (:func:`run_probes`); its results
+    go through the probe cache either way."""
+    t0 = time.perf_counter()
+    res = cached_linear_probe(*arrays, c)
+    if arrays_zu is not None:
+        res["test_zu"] = cached_test_accuracy(*arrays_zu, c)
+    res["seconds"] = time.perf_counter() - t0
+    return res
+
+
+def run_probes(tasks: list[tuple], jobs: int = 1) -> Iterator[tuple[int, dict]]:
+    """``(index, result)`` of :func:`probe` for every task ``(arrays, arrays_zu, c)``, in ``jobs``
+    worker processes (joblib) when ``jobs > 1``, the largest problems (training codes x
+    features) first so the workers finish together; results are yielded as they come, in that
+    order. The results do not depend on ``jobs``: every probe is deterministic (tested)."""
+    order = sorted(range(len(tasks)), key=lambda i: -tasks[i][0][0].size)
+    if jobs <= 1 or len(tasks) <= 1:
+        for i in order:
+            yield i, probe(*tasks[i])
+        return
+    from joblib import Parallel, delayed
+
+    run = Parallel(n_jobs=min(jobs, len(tasks)), return_as="generator")
+    yield from zip(order, run(delayed(probe)(*tasks[i]) for i in order), strict=True)
 
 
 def choose_common_c(feature_sets: list[np.ndarray], y: np.ndarray, grid=C_GRID,

@@ -23,6 +23,7 @@ import pandas as pd
 from .. import evaluate as ev
 from ..io import write_csv
 from ..profiles import Profile
+from ..runtime import configure_threads
 from . import registry, store
 from .latent_dimension import active_dims
 from .registry import ALL_KINDS, LABELS, MODERN_DIM, MODERN_KINDS, OUR_KINDS, RAW_DIM
@@ -167,16 +168,13 @@ def common_c(P: Profile, rows: list[dict] | None = None) -> tuple[float, dict[fl
 
 
 # ----------------------------------------------------------------------------- table ----
-def _probe(P: Profile, row: dict, c: float, pca_test_mean: str = "train") -> dict:
-    """The probe of one row at one C: :func:`tvae.evaluate.linear_probe`'s numbers, plus
-    ``test_zu`` (z and u together; pose models) and ``seconds``; a PCA row's test images
-    centred as ``pca_test_mean`` says."""
-    t0 = time.perf_counter()
-    res = ev.cached_linear_probe(*probe_features(P, row, pca_test_mean=pca_test_mean), c)
-    if row["config"] is not None and row["config"].udim > 0:
-        res["test_zu"] = ev.cached_test_accuracy(*probe_features(P, row, with_pose=True), c)
-    res["seconds"] = time.perf_counter() - t0
-    return res
+def _probe_task(P: Profile, row: dict, c: float, pca_test_mean: str = "train") -> tuple:
+    """The arguments of :func:`tvae.evaluate.probe` for one row at one C: its features (a PCA row's test
+    images centred as ``pca_test_mean`` says), the z+u features of a pose model (else None)
+    and C."""
+    pose = row["config"] is not None and row["config"].udim > 0
+    zu = probe_features(P, row, with_pose=True) if pose else None
+    return probe_features(P, row, pca_test_mean=pca_test_mean), zu, c
 
 
 def _table_row(row: dict, protocol: str, c: float, res: dict, n_train: int, n_test: int,
@@ -233,7 +231,7 @@ def seed_table(per_seed: pd.DataFrame) -> pd.DataFrame:
 
 def table1(P: Profile, *, kinds: Iterable[str] = ALL_KINDS, modern: bool = True,
            as_run: bool = True, write: bool = True, out_dir: str | Path | None = None,
-           log: Callable[[str], None] | None = None) -> pd.DataFrame:
+           log: Callable[[str], None] | None = None, jobs: int | None = None) -> pd.DataFrame:
     """Table 1 (experiment 4): a linear SVM (scikit-learn ``LinearSVC``, unscaled features) on
     Raw pixels, PCA and the posterior means of z of each model at each dim of ``P.probe_dims``
     and each seed of ``P.seed_list`` (with the as-run VAE rows when ``as_run``).
@@ -247,7 +245,10 @@ def table1(P: Profile, *, kinds: Iterable[str] = ALL_KINDS, modern: bool = True,
     TPS-DTVAE, 'modern' = Adam-trained, not the paper's setting), ``label``, ``n_train``,
     ``n_test``, ``seconds`` (probe time, features excluded), ``common_c_scores`` (the CV accuracy
     of each candidate C, common-C rows, as text). A probe whose C (and, for PCA, test centring)
-    is the same under both protocols is computed once.
+    is the same under both protocols is computed once. The features are computed here; the
+    probes run in ``jobs`` processes (default: this process's thread budget,
+    :func:`tvae.runtime.configure_threads`, so ``make -jN`` keeps its cores), largest first,
+    each logged as it finishes.
 
     Returns those lines reduced over seeds (:func:`seed_table`, ``table1.csv``,
     :data:`TABLE1_COLUMNS` first); both CSVs are written when ``write``. The frame's ``attrs``
@@ -260,21 +261,26 @@ def table1(P: Profile, *, kinds: Iterable[str] = ALL_KINDS, modern: bool = True,
     c_common, scores = common_c(P, rows)
     if log:
         log(common_c_sentence(c_common, scores, markdown=False))
-    done: dict = {}
-    out = []
+    lines, keys, tasks, names = [], {}, [], []
     for r in rows:
-        _, ytr, _, yte = probe_features(P, r)
         for protocol in PROTOCOLS:
             c = ev.paper_c(_kind(r["input"]), r["dim"]) if protocol == "paper-C" else c_common
             centring = PCA_TEST_MEAN[protocol] if r["input"] == "pca" else "train"
             key = (r["input"], r["dim"], r["seed"], c, centring)
-            if key not in done:
-                done[key] = res = _probe(P, r, c, centring)
-                if log:
-                    seed = "" if r["seed"] is None else f" s{r['seed']}"
-                    log(f"{r['label'] + seed:<32} {protocol:<9} C={c:<5g} CV {res['cv_mean']:6.2f} ± "
-                        f"{res['cv_std']:4.2f}  test {res['test']:6.2f}  ({res['seconds']:.1f} s)")
-            out.append(_table_row(r, protocol, c, done[key], len(ytr), len(yte), scores))
+            if key not in keys:                   # a probe shared by both protocols runs once
+                keys[key] = len(tasks)
+                tasks.append(_probe_task(P, r, c, centring))
+                seed = "" if r["seed"] is None else f" s{r['seed']}"
+                names.append(f"{r['label'] + seed:<32} {protocol:<9} C={c:<5g}")
+            lines.append((r, protocol, c, keys[key]))
+    done: dict[int, dict] = {}
+    for i, res in ev.run_probes(tasks, configure_threads() if jobs is None else jobs):
+        done[i] = res
+        if log:
+            log(f"{names[i]} CV {res['cv_mean']:6.2f} ± {res['cv_std']:4.2f}  test {res['test']:6.2f}  "
+                f"({res['seconds']:.1f} s)")
+    out = [_table_row(r, protocol, c, done[i], len(tasks[i][0][1]), len(tasks[i][0][3]), scores)
+           for r, protocol, c, i in lines]
     per_seed = pd.DataFrame(out)
     per_seed = per_seed[SEED_COLUMNS + [c for c in per_seed.columns if c not in SEED_COLUMNS]]
     df = seed_table(per_seed)

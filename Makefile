@@ -10,7 +10,8 @@
 #   make clean    remove _build/ and the smoke/quick results (keeps cache/ and results/paper*/)
 #
 # Independent chapters run in parallel under `make -j` (e.g. `make -j2 quick`). Optional
-# chapter overrides: SEED=1 EPOCHS=3 DEVICE=cpu DATA_DIR=/path (passed as papermill parameters).
+# chapter overrides: SEED=1 SEEDS=1 EPOCHS=3 DEVICE=cpu DATA_DIR=/path (papermill parameters;
+# SEEDS=1 builds the one-seed book, its CSVs in results/<profile>-seeds1/).
 # ENGINE=ray trains the models as Ray tasks, on $RAY_ADDRESS's cluster or a local Ray (README).
 #
 # How a build works, for PROFILE=p:
@@ -65,7 +66,7 @@ EXECUTED := $(CHAPTERS:book/%=$(STAGE)/book/%)
 TVAE_SRC := $(wildcard tvae/*.py tvae/*/*.py tvae/static/*)
 
 # Chapter parameters besides `profile` (only those given on the command line).
-PARAMS := $(if $(SEED),-p seed $(SEED)) $(if $(EPOCHS),-p epochs $(EPOCHS)) \
+PARAMS := $(if $(SEED),-p seed $(SEED)) $(if $(SEEDS),-p seeds $(SEEDS)) $(if $(EPOCHS),-p epochs $(EPOCHS)) \
           $(if $(DEVICE),-p device $(DEVICE)) $(if $(DATA_DIR),-p data_dir $(DATA_DIR))
 
 .PHONY: book quick smoke html models stage book-js test lint clean help venv record read FORCE

@@ -103,7 +103,7 @@ def resolve_profile(profile: str, params: list[tuple[str, str]]):
     from tvae.profiles import resolve
 
     kw = {k: run_chapter.parse_value(v) for k, v in params if k in
-          ("seed", "epochs", "device", "data_dir", "train_size")}
+          ("seed", "seeds", "epochs", "device", "data_dir", "train_size")}
     return resolve(profile, **kw)
 
 

@@ -1,12 +1,17 @@
 """Seeds in the book layer (issue 10): the registry's seeds per point, the as-run VAE rows,
 the mean and SD over seeds of chapters 05 and 08 (against hand computations), the CSVs' columns,
-and the seed rule of the verdicts on constructed cases."""
+the seed rule of the verdicts on constructed cases, and the seed count reaching every chapter
+(``make book SEEDS=1``)."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
+import sys
+from pathlib import Path
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +25,42 @@ from tvae.book import registry as R
 from tvae.book import table1 as T1
 from tvae.profiles import Profile
 from tvae.train import run_summary
+
+REPO = Path(__file__).resolve().parent.parent
+BOOK_PARAMETERS = ("profile", "seed", "epochs", "device", "data_dir", "seeds")
+"""The parameters every chapter takes (the Makefile's PARAMS, as ``-p name value``)."""
+
+
+# ------------------------------------------------------------------ the book's parameters ----
+@pytest.mark.parametrize("chapter", sorted(p.name for p in (REPO / "book").glob("[0-9][0-9]_*.ipynb")))
+def test_every_chapter_takes_the_seed_count(chapter):
+    """A one-seed book (``-p seeds 1``) is one seed in every chapter: each chapter's parameters
+    cell defines every book parameter and each ``tvae.resolve`` call passes them all on (a
+    chapter without ``seeds`` once trained the whole three-seed profile in a one-seed build)."""
+    nb = nbformat.read(REPO / "book" / chapter, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    cells = [ast.parse(c.source) for c in code]
+    params = [tree for c, tree in zip(code, cells, strict=True) if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, f"{chapter}: {len(params)} parameters cells"
+    names = {t.id for node in params[0].body if isinstance(node, ast.Assign) for t in node.targets}
+    assert set(BOOK_PARAMETERS) <= names, f"{chapter} lacks {set(BOOK_PARAMETERS) - names}"
+    calls = [n for tree in cells for n in ast.walk(tree) if isinstance(n, ast.Call)
+             and isinstance(n.func, ast.Attribute) and n.func.attr == "resolve"]
+    assert calls, f"{chapter} never resolves its profile"
+    for call in calls:
+        passed = {k.arg for k in call.keywords} | {a.id for a in call.args if isinstance(a, ast.Name)}
+        assert set(BOOK_PARAMETERS) <= passed, f"{chapter}: resolve() misses {set(BOOK_PARAMETERS) - passed}"
+
+
+def test_record_reads_the_seed_count():
+    """``make record SEEDS=1`` finds the one-seed run's results (``results/<profile>-seeds1``)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import record
+
+    P = record.resolve_profile("smoke", [("seeds", "1"), ("seed", "2")])
+    assert (P.n_seeds, P.seed) == (1, 2)
+    assert P.results_name == tvae.resolve("smoke", seeds=1, seed=2).results_name
+    assert record.resolve_profile("smoke", [("seeds", "2")]).n_seeds == 2
 
 
 # -------------------------------------------------------------------------- registry ----

@@ -195,7 +195,9 @@ def test_likelihood_view():
     df["label"] = ["VAE z20", "Affine-TVAE z20"]
     df["dim_u"] = [0, 6]
     shown = _shown(vg.likelihood_view(df))
-    assert list(shown.columns) == vg.VIEW_COLUMNS[1:] and list(shown.index) == ["VAE z20", "Affine-TVAE z20"]
+    assert list(shown.columns) == [*vg.VIEW_COLUMNS[1:], "gap_over_kl_sd", "n_seeds"]
+    assert list(shown.index) == ["VAE z20", "Affine-TVAE z20"] and list(shown.n_seeds) == ["1", "1"]
+    assert list(shown.gap_over_kl_sd) == ["", ""]                      # one seed: no SD
     assert shown.loc["VAE z20", "gap"] == "1.23" and shown.loc["VAE z20", "gap_over_kl"] == "1.235"
     assert list(shown.dim_u) == ["0", "6"]
 

@@ -310,9 +310,14 @@ def test_denoising_table_on_tiny_data(tiny, tmp_path):
     from tvae.models import log_bernoulli
 
     model, _ = store.trained(tiny, tiny.config("vae", 2))
-    df = rc.denoising_table(tiny, {"VAE": model}, out_dir=tmp_path)
+    df = rc.denoising_table(tiny, {0: {"VAE": model}}, out_dir=tmp_path)
     assert len(df) == 2 * len(rc.DENOISING_SETTINGS)
     assert pd.read_csv(tmp_path / "denoising.csv").shape == df.shape
+    # one row per model and training seed (the same model under two seeds here), the noisy input once
+    two = rc.denoising_table(tiny, {0: {"VAE": model}, 1: {"VAE": model}}, write=False)
+    assert len(two) == 3 * len(rc.DENOISING_SETTINGS) and rc.run_seeds(two) == 2
+    assert two[two.model == "noisy input"].seed.isna().all() and (two.noise_seed == tiny.seed).all()
+    assert sorted(two[two.model == "VAE"].seed.unique()) == [0, 1]
     x = store.test_x(tiny)
     noisy = ev.add_noise(x, "gaussian", 0.4, seed=tiny.seed)
     row = df[(df.noise == "gaussian") & (df.level == 0.4)].set_index("model")

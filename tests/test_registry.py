@@ -27,9 +27,8 @@ CHAPTERS = sorted((REPO / "book").glob("[0-9][0-9]_*.ipynb"))
 def chapter_sets(P) -> dict[str, list]:
     """Every set of configurations a chapter takes from the registry, by chapter."""
     aff, tps = registry.pose_prior_sets(P)
-    main_paper = [c for c in registry.main_models(P) if c.model in registry.PAPER_KINDS]
     return {"01": [registry.intro_model(P)], "04": registry.main_models(P),
-            "05": registry.exp1_models(P), "06": list(registry.named(main_paper).values()),
+            "05": registry.exp1_models(P), "06": registry.denoising_models(P),
             "07": registry.generation_models(P), "08": registry.table1_models(P)
             + registry.modern_models(P), "09": [*aff.values(), *tps.values()],
             "10": registry.likelihood_models(P),
@@ -122,6 +121,22 @@ def test_store_refuses_an_unregistered_model(no_training):
     tiny = tvae.Profile("tiny", 200, 1, (2,), (8,), 40, 180, 6, 12, (0,), 1)
     store.trained(tiny, tiny.config("vae", 7))
     assert len(no_training) == 2
+
+
+@pytest.mark.parametrize("name", tvae.PROFILES)
+def test_denoising_and_likelihood_runs_cover_every_seed(name):
+    """Chapters 06 and 10 measure every training seed of the profile: the denoising runs are
+    dim-20 points of experiment 1 (no extra training); the likelihood runs are the five dim-20
+    kinds and the mean-diag Affine-TVAE at each seed."""
+    for P in (tvae.resolve(name), tvae.resolve(name, seeds=1)):
+        den = registry.denoising_models(P)
+        assert {c.key() for c in den} <= {c.key() for c in registry.exp1_models(P)}
+        assert sorted({c.seed for c in den}) == list(P.seed_list) and len(den) == 4 * P.n_seeds
+        lk = registry.likelihood_models(P)
+        assert len({c.key() for c in lk}) == 6 * P.n_seeds
+        assert [c.key() for c in registry.likelihood_set(P)] == [c.key() for c in lk[:6]]
+        assert {c.seed for c in registry.likelihood_set(P, P.seed_list[-1])} == {P.seed_list[-1]}
+    assert len(registry.needed_models("paper")) == 142
 
 
 def test_chapter_06_models_are_the_registry_main_models(no_training):

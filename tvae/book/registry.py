@@ -78,9 +78,10 @@ ARCHITECTURE_DIMS = (2, 20)
 """dims z at which chapter 03 counts the parameters of every kind (untrained models)."""
 
 
-def label(cfg: Config) -> str:
+def label(cfg: Config, *, with_seed: bool = True) -> str:
     """A display name for a configuration, e.g. ``Affine-TVAE z20 (mean-diag, seed 1, adam)``:
-    the kind and dim z, then whatever differs from the book's defaults."""
+    the kind and dim z, then whatever differs from the book's defaults (the training seed only
+    when ``with_seed``: tables of seed means name a configuration without it)."""
     extra = []
     if cfg.prior != "flat":
         extra.append(cfg.prior + (f" r{cfg.rank}" if cfg.prior == "lowrank" else ""))
@@ -96,7 +97,7 @@ def label(cfg: Config) -> str:
         extra.append(f"{cfg.init} init")
     if cfg.hidden != Config.__dataclass_fields__["hidden"].default:
         extra.append("hidden " + "x".join(str(h) for h in cfg.hidden))
-    if cfg.seed != 0:
+    if with_seed and cfg.seed != 0:
         extra.append(f"seed {cfg.seed}")
     s = f"{LABELS[cfg.model]} z{cfg.zdim}"
     return s + (f" ({', '.join(extra)})" if extra else "")
@@ -111,9 +112,10 @@ def prior_label(cfg: Config) -> str:
 
 
 # ---------------------------------------------------------------- trained models ----
-def main_models(P: Profile) -> list[Config]:
-    """The five kinds at dim z 20 (flat pose prior): chapters 01, 04, 06, 10."""
-    return [P.config(k, MAIN_DIM) for k in ALL_KINDS]
+def main_models(P: Profile, seed: int | None = None) -> list[Config]:
+    """The five kinds at dim z 20 (flat pose prior) at training seed ``seed`` (default
+    ``P.seed``): chapters 01, 04, 06, 10."""
+    return [P.config(k, MAIN_DIM, seed=P.seed if seed is None else seed) for k in ALL_KINDS]
 
 
 def intro_model(P: Profile) -> Config:
@@ -206,11 +208,33 @@ def pose_prior_models(P: Profile) -> list[Config]:
     return [*aff.values(), *tps.values()]
 
 
+def denoising_set(P: Profile, seed: int | None = None) -> dict[str, Config]:
+    """Experiment 9 (chapter 06) as ``{display name: Config}`` at training seed ``seed`` (default
+    ``P.seed``, the models of the chapter's pictures): the paper's four kinds at dim z 20, flat
+    pose prior (:func:`main_models` without the TPS-DTVAE)."""
+    return named([c for c in main_models(P, seed) if c.model in PAPER_KINDS])
+
+
+def denoising_models(P: Profile) -> list[Config]:
+    """The configurations of :func:`denoising_set` at every seed of ``P.seed_list`` (the
+    denoising verdict uses the spread over these training seeds; every one of them is also a
+    dim-20 point of :func:`exp1_models`, so they cost no extra training)."""
+    return [c for s in P.seed_list for c in denoising_set(P, s).values()]
+
+
+def likelihood_set(P: Profile, seed: int | None = None) -> list[Config]:
+    """Experiment 6 (chapter 10) at training seed ``seed`` (default ``P.seed``, the models of the
+    chapter's figures): the five kinds at dim z 20 with the flat prior (only z is integrated
+    out), and Affine-TVAE z 20 with the estimated-mean diagonal pose prior (z and the pose code
+    u' are both integrated out)."""
+    seed = P.seed if seed is None else seed
+    return main_models(P, seed) + [P.config("affine-tvae", MAIN_DIM, prior="mean-diag", seed=seed)]
+
+
 def likelihood_models(P: Profile) -> list[Config]:
-    """Experiment 6 (chapter 10): the five kinds at dim z 20 with the flat prior (only z is
-    integrated out), and Affine-TVAE z 20 with the estimated-mean diagonal pose prior (z and
-    the pose code u' are both integrated out)."""
-    return main_models(P) + [P.config("affine-tvae", MAIN_DIM, prior="mean-diag")]
+    """The configurations of :func:`likelihood_set` at every seed of ``P.seed_list`` (the verdict
+    on the gap uses the spread over these training seeds), seed by seed."""
+    return [c for s in P.seed_list for c in likelihood_set(P, s)]
 
 
 def local_optima_set(P: Profile) -> dict[tuple[str, str, int], Config]:
@@ -273,6 +297,7 @@ GROUPS: dict[str, Callable[[Profile], list[Config]]] = {
     "Table 1, VAE as run (1 hidden layer)": table1_as_run_models,
     "Table 1, modern option (Adam)": modern_models,
     "likelihood": likelihood_models,
+    "denoising (exp. 9)": denoising_models,
     "latent dimension (exp. 1)": exp1_models,
     "initialisation ablation (exp. 1)": init_ablation_models,
     "generation": generation_models,
@@ -326,6 +351,7 @@ __all__ = ["PAPER_KINDS", "OUR_KINDS", "ALL_KINDS", "LABELS", "COLORS", "RAW_DIM
            "prior_label", "named", "main_models", "intro_model", "exp1_models", "table1_models",
            "table1_as_run_models", "modern_models", "generation_set",
            "generation_models", "pose_prior_sets", "pose_prior_models", "likelihood_models",
+           "likelihood_set", "denoising_set", "denoising_models",
            "local_optima_set", "local_optima_models", "latent2d_models", "latent2d_set",
            "explorer_models", "rot_mnist_models", "model_groups", "needed_models",
            "architecture_configs", "illustrative_prior_configs", "INIT_ABLATION_KINDS",

@@ -72,11 +72,13 @@ def log_mean_weight(lw: np.ndarray) -> np.ndarray:
 def likelihood_digits(P: Profile, cfg: Config) -> pd.DataFrame:
     """Per test digit for ``cfg``: ``log_likelihood`` (importance sampling, ``P.ll_k`` draws),
     ``elbo`` (mean of the same draws' log-weights: a Monte Carlo ELBO), ``gap`` (their
-    difference, >= 0 by Jensen's inequality), ``kl_z``, ``kl_u``, ``kl``, ``digit`` (class)."""
+    difference, >= 0 by Jensen's inequality), ``kl_z``, ``kl_u``, ``kl``, ``digit`` (class);
+    ``label`` (without the seed), ``model``, ``prior``, ``seed`` (training) and ``index`` name it."""
     w = log_weights(P, cfg)
     ll, elbo = log_mean_weight(w["lw"]), w["lw"].mean(1)
-    return pd.DataFrame({"label": registry.label(cfg), "model": cfg.model, "prior": cfg.prior,
-                         "index": np.arange(len(ll)), "digit": w["labels"], "log_likelihood": ll,
+    return pd.DataFrame({"label": registry.label(cfg, with_seed=False), "model": cfg.model,
+                         "prior": cfg.prior, "seed": cfg.seed, "index": np.arange(len(ll)),
+                         "digit": w["labels"], "log_likelihood": ll,
                          "elbo": elbo, "gap": ll - elbo, "kl_z": w["kl_z"], "kl_u": w["kl_u"],
                          "kl": w["kl_z"] + w["kl_u"]})
 
@@ -92,7 +94,7 @@ def likelihood_vs_k(P: Profile, cfg: Config, ks: Iterable[int] | None = None) ->
     rows = []
     for k in ks:
         ll = log_mean_weight(w[:, :k])
-        rows.append({"label": registry.label(cfg), "model": cfg.model, "k": int(k),
+        rows.append({"label": registry.label(cfg, with_seed=False), "model": cfg.model, "k": int(k),
                      "log_likelihood": float(ll.mean()),
                      "se": float(ll.std(ddof=1) / math.sqrt(len(ll))) if len(ll) > 1 else math.nan})
     return pd.DataFrame(rows)
@@ -100,14 +102,15 @@ def likelihood_vs_k(P: Profile, cfg: Config, ks: Iterable[int] | None = None) ->
 
 def likelihood_table(P: Profile, *, configs: Iterable[Config] | None = None, write: bool = True,
                      out_dir: str | Path | None = None) -> pd.DataFrame:
-    """Experiment 6: for each model of :func:`tvae.book.registry.likelihood_models` (or
-    ``configs``), on ``P.ll_n`` test digits with ``P.ll_k`` importance samples: mean
-    ``log_likelihood`` and ``elbo`` (same draws), ``gap`` and its standard error ``se_gap``
-    (sample standard deviation over the digits, over sqrt(n)), mean ``kl_z``, ``kl_u``, ``kl``
-    (= KL(q || prior) of all the latents integrated out), ``gap_over_kl`` (ratio of the means)
-    and ``corr_gap_kl`` (Pearson correlation over digits). The paper claims gap ~ KL(q(z|x) ||
-    p(z)). Written to ``likelihood.csv`` when ``write``. ``attrs["seconds"]``: the wall time of
-    the call."""
+    """Experiment 6: for each model of :func:`tvae.book.registry.likelihood_models` (every
+    training seed of ``P.seed_list``; or ``configs``), on ``P.ll_n`` test digits with ``P.ll_k``
+    importance samples: mean ``log_likelihood`` and ``elbo`` (same draws), ``gap`` and its
+    standard error ``se_gap`` (sample standard deviation over the digits, over sqrt(n)), mean
+    ``kl_z``, ``kl_u``, ``kl`` (= KL(q || prior) of all the latents integrated out),
+    ``gap_over_kl`` (ratio of the means) and ``corr_gap_kl`` (Pearson correlation over digits);
+    ``label`` names the configuration without its seed, ``seed`` the training seed. The paper
+    claims gap ~ KL(q(z|x) || p(z)). Written to ``likelihood.csv`` when ``write``.
+    ``attrs["seconds"]``: the wall time of the call."""
     t0 = time.perf_counter()
     configs = registry.likelihood_models(P) if configs is None else list(configs)
     rows = []
@@ -120,12 +123,31 @@ def likelihood_table(P: Profile, *, configs: Iterable[Config] | None = None, wri
                      "elbo": d.elbo.mean(), "gap": d.gap.mean(),
                      "se_gap": d.gap.std() / math.sqrt(len(d)), "kl_z": d.kl_z.mean(),
                      "kl_u": d.kl_u.mean(), "kl": d.kl.mean(), "gap_over_kl": d.gap.mean() / d.kl.mean(),
-                     "corr_gap_kl": corr, "label": registry.label(cfg), "seed": cfg.seed})
+                     "corr_gap_kl": corr, "label": registry.label(cfg, with_seed=False),
+                     "seed": cfg.seed})
     df = pd.DataFrame(rows, columns=LIKELIHOOD_COLUMNS)
     if write:
         write_csv(df, Path(out_dir or P.results_dir()) / "likelihood.csv")
     df.attrs["seconds"] = time.perf_counter() - t0
     return df
+
+
+SUMMARY_VALUES = ["log_likelihood", "elbo", "gap", "se_gap", "kl_z", "kl_u", "kl", "gap_over_kl",
+                  "corr_gap_kl"]
+"""The columns of ``likelihood.csv`` that :func:`likelihood_summary` averages over seeds."""
+
+
+def likelihood_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`likelihood_table` reduced over training seeds, one row per ``label`` (in order of
+    appearance): ``model``, ``prior``, ``dim_z``, ``dim_u``, ``k``, ``n`` as in the table, the
+    seed means of :data:`SUMMARY_VALUES`, ``gap_sd`` and ``gap_over_kl_sd`` (SD over seeds,
+    ``n - 1``; NaN with one seed) and ``n_seeds``. Columns missing from ``df`` are left out
+    (``gap`` and ``gap_over_kl`` are required)."""
+    g = df.groupby("label", sort=False)
+    first = [c for c in ("model", "prior", "dim_z", "dim_u", "k", "n") if c in df]
+    out = g[first].first().join(g[[c for c in SUMMARY_VALUES if c in df]].mean())
+    out["gap_sd"], out["gap_over_kl_sd"], out["n_seeds"] = g.gap.std(), g.gap_over_kl.std(), g.size()
+    return out.reset_index()
 
 
 def sampling_sentence(P: Profile) -> str:
@@ -148,16 +170,29 @@ identity, are said in the text or in the label)."""
 
 
 def likelihood_view(df: pd.DataFrame) -> Styler:
-    """:func:`likelihood_table` as chapter 10 shows it: :data:`VIEW_COLUMNS` indexed by label,
-    nats with two decimals, the ratio gap / KL with three (it is compared with 1)."""
-    fmt = {c: "{:.2f}" for c in VIEW_COLUMNS[2:]} | {"gap_over_kl": "{:.3f}"}
-    return df[VIEW_COLUMNS].set_index("label").style.format(fmt)
+    """:func:`likelihood_table` as chapter 10 shows it: the seed means
+    (:func:`likelihood_summary`) of :data:`VIEW_COLUMNS` indexed by label, with the SD over
+    seeds of gap / KL and the seed count; nats with two decimals, the ratio gap / KL with three
+    (it is compared with 1)."""
+    s = likelihood_summary(df)[[*VIEW_COLUMNS, "gap_over_kl_sd", "n_seeds"]].set_index("label")
+    fmt = {c: "{:.2f}" for c in VIEW_COLUMNS[2:]} | {"gap_over_kl": "{:.3f}", "gap_over_kl_sd": "{:.3f}"}
+    return s.style.format(fmt, na_rep="")
+
+
+def likelihood_seeds_view(df: pd.DataFrame) -> Styler:
+    """Every run of a :func:`likelihood_table` (the numbers behind :func:`likelihood_view`'s
+    means): label, training seed, log-likelihood, ELBO, gap, KL and gap / KL."""
+    cols = ["label", "seed", "log_likelihood", "elbo", "gap", "kl", "gap_over_kl"]
+    fmt = {c: "{:.2f}" for c in cols[2:]} | {"gap_over_kl": "{:.3f}"}
+    return df[cols].set_index(["label", "seed"]).style.format(fmt)
 
 
 def likelihood_findings(df: pd.DataFrame) -> list[str]:
-    """Markdown sentences on experiment 6 (``df`` from :func:`likelihood_table`)."""
+    """Markdown sentences on experiment 6 (``df`` from :func:`likelihood_table`), on the seed
+    means of each configuration (:func:`likelihood_summary`)."""
     if not len(df):
         return []
+    df = likelihood_summary(df)
     k, n = int(df.k.iloc[0]), int(df.n.iloc[0])
     out = [f"With k = {k} importance samples on {n} test digits, the gap between the "
            "importance-sampled log-likelihood and the ELBO ranges from "
@@ -165,8 +200,13 @@ def likelihood_findings(df: pd.DataFrame) -> list[str]:
            f"({df.label[df.gap.idxmax()]}), while KL(q || prior) ranges from {df.kl.min():.1f} to "
            f"{df.kl.max():.1f} nats."]
     r = df.gap_over_kl
+    seeds = int(df.n_seeds.min())
+    sd = df.gap_over_kl_sd.dropna()
     out.append(f"The ratio gap / KL lies between {r.min():.3f} and {r.max():.3f} (mean "
-               f"{r.mean():.3f}); a ratio near 1 would be the paper's 'gap ~ KL(q(z|x) || p(z))'.")
+               f"{r.mean():.3f}); a ratio near 1 would be the paper's 'gap ~ KL(q(z|x) || p(z))'."
+               + (f" These are means over {seeds} training seeds; the ratio's SD over seeds is "
+                  f"at most {sd.max():.3f}." if seeds > 1 and len(sd) else
+                  " One training seed per model: the spread over seeds is not measured here."))
     c = df.corr_gap_kl.dropna()
     if len(c):
         out.append(f"Across digits the gap and the KL are correlated with Pearson r between "
@@ -176,8 +216,9 @@ def likelihood_findings(df: pd.DataFrame) -> list[str]:
 
 def digits_and_curves(P: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-digit frames (:func:`likelihood_digits`) and log-likelihood-against-k curves
-    (:func:`likelihood_vs_k`) of every model of the chapter, concatenated."""
-    configs = registry.likelihood_models(P)
+    (:func:`likelihood_vs_k`) of the models of training seed ``P.seed``
+    (:func:`tvae.book.registry.likelihood_set`: the chapter's figures), concatenated."""
+    configs = registry.likelihood_set(P)
     digits = pd.concat([likelihood_digits(P, c) for c in configs], ignore_index=True)
     curves = pd.concat([likelihood_vs_k(P, c) for c in configs], ignore_index=True)
     return digits, curves
@@ -203,6 +244,6 @@ def rise_sentence(curves: pd.DataFrame) -> str:
 
 
 __all__ = ["LIKELIHOOD_COLUMNS", "log_weights", "log_mean_weight", "likelihood_digits",
-           "likelihood_vs_k", "likelihood_table", "likelihood_findings", "digits_and_curves",
-           "sampling_sentence", "time_sentence", "VIEW_COLUMNS", "likelihood_view", "last_rise",
-           "rise_sentence"]
+           "likelihood_vs_k", "likelihood_table", "SUMMARY_VALUES", "likelihood_summary",
+           "likelihood_findings", "digits_and_curves", "sampling_sentence", "time_sentence",
+           "VIEW_COLUMNS", "likelihood_view", "likelihood_seeds_view", "last_rise", "rise_sentence"]
